@@ -1,0 +1,34 @@
+"""The Starlette application: routes of every API module joined in one place."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+
+from api import ops
+from api.errors import HANDLERS
+from api.middleware import IgnoreTrailingSlash
+from streams.runtime import Runtime
+
+
+def create_api(runtime: Runtime) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(api: Starlette) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    api = Starlette(
+        routes=[*ops.routes],
+        middleware=[Middleware(IgnoreTrailingSlash)],
+        exception_handlers=HANDLERS,
+        lifespan=lifespan,
+    )
+    api.state.runtime = runtime
+    api.router.redirect_slashes = False
+    return api

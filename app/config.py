@@ -1,0 +1,123 @@
+"""One typed settings object, loaded once at start-up (STYLE.md §11).
+
+Sources, later ones win: the defaults below, an optional TOML file (``flare start --config
+flare.toml``, keys as in ``flare.example.toml``), then ``FLARE_<KEY>`` environment variables.
+Nothing else in Flare reads ``os.environ`` for its configuration.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+STORES = ("rocksdb", "memory")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+class ConfigError(ValueError):
+    """A setting has a value Flare cannot run with; the message names the key."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    #: Kafka bootstrap servers, comma separated.
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    #: Where the HTTP API listens.
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    #: Every topic name starts with this prefix (SPEC §10).
+    topic_prefix: str = "flare"
+    #: Faust application id: processes with the same id share the partitions.
+    app_id: str = "flare"
+    #: Partitions of the documents and deliveries topics (set once, before first start).
+    partitions: int = 4
+    #: Replication factor of Flare's topics (3 on a production cluster).
+    replication_factor: int = 1
+    #: Table state on disk (RocksDB) lives here.
+    data_dir: str = "var/data"
+    #: Table store: rocksdb (production) or memory (tests).
+    store: str = "rocksdb"
+    log_level: str = "info"
+    #: Consumer group session timeout in seconds; Faust's 60 s default joins slowly.
+    session_timeout: float = 10.0
+    #: Largest accepted request body in bytes (SPEC §2).
+    max_body_bytes: int = 1024 * 1024
+    #: Bearer tokens; empty means no authentication (SPEC §2).
+    api_tokens: tuple[str, ...] = field(default=(), repr=False)
+    #: Allow subscriber URLs on loopback/private addresses (SPEC §7 extension).
+    allow_private_targets: bool = False
+    #: Timeout of one delivery attempt in seconds (SPEC §9.2).
+    delivery_timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.store not in STORES:
+            raise ConfigError(f"store must be one of {', '.join(STORES)}, not {self.store!r}")
+        if self.log_level not in LOG_LEVELS:
+            raise ConfigError(f"log_level must be one of {', '.join(LOG_LEVELS)}, not {self.log_level!r}")
+        if not 0 < self.http_port < 65536:
+            raise ConfigError(f"http_port must be a TCP port, not {self.http_port}")
+        if self.partitions < 1 or self.replication_factor < 1:
+            raise ConfigError("partitions and replication_factor must be at least 1")
+        if self.session_timeout <= 0 or self.delivery_timeout <= 0:
+            raise ConfigError("session_timeout and delivery_timeout must be positive")
+        if not self.kafka_bootstrap.strip():
+            raise ConfigError("kafka_bootstrap must name at least one broker")
+
+    def topic(self, name: str) -> str:
+        """The full name of one of Flare's topics: ``<prefix>.<name>``."""
+        return f"{self.topic_prefix}.{name}"
+
+    def masked(self) -> dict[str, Any]:
+        """The settings for printing, with secrets hidden."""
+        shown = dataclasses.asdict(self)
+        shown["api_tokens"] = ["***"] * len(self.api_tokens)
+        return shown
+
+
+def _coerce(name: str, raw: Any, kind: type) -> Any:
+    """Turn a TOML or environment value into the field's type, or say which key is wrong."""
+    try:
+        if kind is bool:
+            if isinstance(raw, bool):
+                return raw
+            if str(raw).lower() in ("1", "true", "yes", "on"):
+                return True
+            if str(raw).lower() in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(raw)
+        if kind is tuple:
+            if isinstance(raw, (list, tuple)):
+                return tuple(str(x) for x in raw)
+            return tuple(t.strip() for t in str(raw).split(",") if t.strip())
+        return kind(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}: cannot read {raw!r} as {kind.__name__}") from None
+
+
+_KINDS = {"int": int, "float": float, "str": str, "bool": bool, "tuple[str, ...]": tuple}
+
+
+def load(config_file: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Defaults, then the TOML file, then ``FLARE_*`` variables."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    known = {f.name: _KINDS[f.type] for f in dataclasses.fields(Settings)}
+    if config_file:
+        path = Path(config_file)
+        try:
+            data = tomllib.loads(path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc}") from None
+        for key, raw in data.items():
+            if key not in known:
+                raise ConfigError(f"{path}: unknown key {key!r}")
+            values[key] = _coerce(key, raw, known[key])
+    for key, kind in known.items():
+        env_name = f"FLARE_{key.upper()}"
+        if env_name in environ:
+            values[key] = _coerce(env_name, environ[env_name], kind)
+    return Settings(**values)

@@ -1,0 +1,34 @@
+"""Process wiring for ``flare start``: uvicorn drives the loop, Faust runs inside it."""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from api.app import create_api
+from app.config import Settings
+from streams.app import build_faust_app
+from streams.runtime import Runtime
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="[%(asctime)s] %(levelname)s %(name)s: %(message)s",
+        force=True,
+    )
+    # Faust and aiokafka are chatty at info; their warnings still show.
+    for noisy in ("faust", "mode", "aiokafka"):
+        logging.getLogger(noisy).setLevel(logging.INFO)
+
+
+def serve(settings: Settings) -> None:
+    configure_logging(settings.log_level)
+    logging.getLogger("flare").info("starting with %s", settings.masked())
+    runtime = Runtime(settings, build_faust_app(settings))
+    api = create_api(runtime)
+    config = uvicorn.Config(api, host=settings.http_host, port=settings.http_port,
+                            lifespan="on", log_level=settings.log_level, access_log=False,
+                            timeout_graceful_shutdown=10)
+    uvicorn.Server(config).run()

@@ -1,0 +1,136 @@
+"""Start-up and shutdown of the stream side, and what /readyz reports.
+
+Order (each step waits for the one before):
+  1. reach the broker, retrying with a clear log line while it is down;
+  2. create Flare's topics (streams/topics.py);
+  3. start the Faust app on the running loop;
+  4. ready once the consumer has joined its group and the tables are recovered.
+The HTTP API is served from the first moment, so /readyz can say which step is pending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import faust
+from aiokafka.admin import AIOKafkaAdminClient
+from faust.contrib.asgi import bind_to_running_loop
+
+from app.config import Settings
+from streams.topics import ensure_topics
+
+log = logging.getLogger("flare.runtime")
+
+
+@dataclass
+class Runtime:
+    """Owns the Faust app's life inside the API's event loop."""
+
+    settings: Settings
+    app: faust.App
+    state: str = "starting"
+    reason: str = "starting"
+    broker_ok: bool = False
+    _task: asyncio.Task | None = field(default=None, repr=False)
+    _started: bool = False
+    _stopping: bool = False
+
+    # -- readiness -----------------------------------------------------------------
+    def readiness(self) -> tuple[bool, str]:
+        """(ready, reason): ready once joined, recovered and the broker answers."""
+        if self.state != "running":
+            return False, self.reason
+        if not self.broker_ok:
+            return False, f"Kafka at {self.settings.kafka_bootstrap} is unreachable"
+        if self.app.rebalancing:
+            return False, "rebalancing: waiting for partition assignment"
+        if not self.app.tables.recovery.completed.is_set():
+            return False, "recovering tables"
+        if not self.app.consumer.assignment():
+            return False, "waiting to join the consumer group"
+        return True, "ready"
+
+    # -- lifecycle -----------------------------------------------------------------
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="flare-runtime")
+
+    async def _run(self) -> None:
+        try:
+            await self._start_steps()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # Say it once, clearly, and keep serving /readyz with the reason.
+            self.state = "failed"
+            self.reason = f"stream processor failed to start: {exc}"
+            log.error("%s", self.reason, exc_info=log.isEnabledFor(logging.DEBUG))
+
+    async def _start_steps(self) -> None:
+        admin = await self._connect()
+        try:
+            # Step 2
+            self.reason = "creating topics"
+            created = await ensure_topics(self.settings, admin)
+            if created:
+                log.info("created topics: %s", ", ".join(created))
+            # Step 3
+            self.reason = "starting the stream processor"
+            Path(self.settings.data_dir).mkdir(parents=True, exist_ok=True)
+            bind_to_running_loop(self.app)
+            self.app.finalize()
+            self._started = bool(await self.app.maybe_start())
+            self.state = "running"
+            self.reason = "joining the consumer group"
+            # Step 4 is observed by readiness(); keep watching the broker meanwhile.
+            await self._watch_broker(admin)
+        finally:
+            with contextlib.suppress(Exception):
+                await admin.close()
+
+    async def _connect(self) -> AIOKafkaAdminClient:
+        """Step 1: retry until the broker answers; say so once per attempt, no traceback."""
+        delay = 1.0
+        while True:
+            admin = AIOKafkaAdminClient(
+                bootstrap_servers=self.settings.kafka_bootstrap, request_timeout_ms=5000
+            )
+            try:
+                await admin.start()
+                await admin.describe_cluster()
+                self.broker_ok = True
+                return admin
+            except Exception as exc:  # aiokafka raises several unrelated types here
+                with contextlib.suppress(Exception):
+                    await admin.close()
+                self.broker_ok = False
+                self.reason = f"Kafka at {self.settings.kafka_bootstrap} is unreachable: {exc.__class__.__name__}"
+                log.warning("%s; retrying in %.0fs", self.reason, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def _watch_broker(self, admin: AIOKafkaAdminClient) -> None:
+        while True:
+            await asyncio.sleep(2.0)
+            try:
+                await asyncio.wait_for(admin.describe_cluster(), timeout=5)
+                if not self.broker_ok:
+                    log.warning("Kafka at %s is reachable again", self.settings.kafka_bootstrap)
+                self.broker_ok = True
+            except Exception as exc:
+                if self.broker_ok:
+                    log.warning("Kafka at %s is unreachable: %s", self.settings.kafka_bootstrap,
+                                exc.__class__.__name__)
+                self.broker_ok = False
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        if self._started:
+            await self.app.stop()
