@@ -8,13 +8,14 @@ from typing import AsyncIterator
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
-from api import ops
+from api import ops, resources, subscriptions
 from api.errors import HANDLERS
 from api.middleware import IgnoreTrailingSlash
 from streams.runtime import Runtime
 
 
 def create_api(runtime: Runtime) -> Starlette:
+    """The API over a runtime; the runtime starts and stops with the app's lifespan."""
     @contextlib.asynccontextmanager
     async def lifespan(api: Starlette) -> AsyncIterator[None]:
         await runtime.start()
@@ -24,11 +25,12 @@ def create_api(runtime: Runtime) -> Starlette:
             await runtime.stop()
 
     api = Starlette(
-        routes=[*ops.routes],
+        routes=[*ops.routes, *resources.routes, *subscriptions.routes],
         middleware=[Middleware(IgnoreTrailingSlash)],
         exception_handlers=HANDLERS,
         lifespan=lifespan,
     )
     api.state.runtime = runtime
+    api.state.settings = runtime.settings
     api.router.redirect_slashes = False
     return api

@@ -9,6 +9,8 @@ import uvicorn
 from api.app import create_api
 from app.config import Settings
 from streams.app import build_faust_app
+from streams.registry import Registry, register_registry_agent
+from streams.registry_view import RegistryView
 from streams.runtime import Runtime
 
 
@@ -20,13 +22,22 @@ def configure_logging(level: str) -> None:
     )
     # Faust and aiokafka are chatty at info; their warnings still show.
     for noisy in ("faust", "mode", "aiokafka"):
-        logging.getLogger(noisy).setLevel(logging.INFO)
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    """The stream side: the Faust app with its agents, the registry view, the registry."""
+    app = build_faust_app(settings)
+    view = RegistryView(settings)
+    registry = Registry(settings, view)
+    register_registry_agent(app, settings, registry)
+    return Runtime(settings, app, view, registry)
 
 
 def serve(settings: Settings) -> None:
     configure_logging(settings.log_level)
     logging.getLogger("flare").info("starting with %s", settings.masked())
-    runtime = Runtime(settings, build_faust_app(settings))
+    runtime = build_runtime(settings)
     api = create_api(runtime)
     config = uvicorn.Config(api, host=settings.http_host, port=settings.http_port,
                             lifespan="on", log_level=settings.log_level, access_log=False,

@@ -3,7 +3,7 @@
 Order (each step waits for the one before):
   1. reach the broker, retrying with a clear log line while it is down;
   2. create Flare's topics (streams/topics.py);
-  3. start the Faust app on the running loop;
+  3. start the producer, read the registry topics to their end, start the Faust app;
   4. ready once the consumer has joined its group and the tables are recovered.
 The HTTP API is served from the first moment, so /readyz can say which step is pending.
 """
@@ -17,10 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import faust
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from faust.contrib.asgi import bind_to_running_loop
 
 from app.config import Settings
+from streams.registry import Registry
+from streams.registry_view import RegistryView
 from streams.topics import ensure_topics
 
 log = logging.getLogger("flare.runtime")
@@ -32,6 +35,9 @@ class Runtime:
 
     settings: Settings
     app: faust.App
+    view: RegistryView
+    registry: Registry
+    producer: AIOKafkaProducer | None = None
     state: str = "starting"
     reason: str = "starting"
     broker_ok: bool = False
@@ -46,6 +52,8 @@ class Runtime:
             return False, self.reason
         if not self.broker_ok:
             return False, f"Kafka at {self.settings.kafka_bootstrap} is unreachable"
+        if not self.view.caught_up.is_set():
+            return False, "reading the registry"
         if self.app.rebalancing:
             return False, "rebalancing: waiting for partition assignment"
         if not self.app.tables.recovery.completed.is_set():
@@ -77,7 +85,16 @@ class Runtime:
             created = await ensure_topics(self.settings, admin)
             if created:
                 log.info("created topics: %s", ", ".join(created))
-            # Step 3
+            # Step 3: our producer (acks=all) and the registry view, then Faust
+            self.reason = "starting the producer"
+            self.producer = AIOKafkaProducer(
+                bootstrap_servers=self.settings.kafka_bootstrap, acks="all",
+                enable_idempotence=True, linger_ms=2,
+            )
+            await self.producer.start()
+            self.registry.producer = self.producer
+            self.reason = "reading the registry"
+            await self.view.start()
             self.reason = "starting the stream processor"
             Path(self.settings.data_dir).mkdir(parents=True, exist_ok=True)
             bind_to_running_loop(self.app)
@@ -134,3 +151,8 @@ class Runtime:
                 await self._task
         if self._started:
             await self.app.stop()
+        with contextlib.suppress(Exception):
+            await self.view.stop()
+        if self.producer is not None:
+            with contextlib.suppress(Exception):
+                await self.producer.stop()

@@ -1,0 +1,134 @@
+"""Every process's copy of the registry: the compacted resources and subscriptions topics.
+
+Why not a Faust GlobalTable: a global table on a non-owning worker applies its changelog in
+batches (DESIGN.md, "Tables on other instances lag in batches") and offers no way to wait for
+one write. This view reads both one-partition topics from the beginning, forever, and knows
+the offset it has applied, so a caller can wait for exactly its own write (read-your-writes)
+or for the end of the topics (a consistent snapshot before deciding on a command).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from app.config import Settings
+from tables.resources import Resource
+from tables.subscriptions import Subscription
+
+log = logging.getLogger("flare.registry")
+
+
+class RegistryUnavailable(RuntimeError):
+    """The view did not reach the wanted offset in time (broker down or slow)."""
+
+
+class RegistryView:
+    """Resources and subscriptions by id, in creation order, with the offsets applied."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.resources_topic = settings.topic("resources")
+        self.subscriptions_topic = settings.topic("subscriptions")
+        self.resources: dict[str, Resource] = {}
+        self.subscriptions: dict[str, Subscription] = {}
+        self._next_offset: dict[str, int] = {self.resources_topic: 0, self.subscriptions_topic: 0}
+        self._changed = asyncio.Condition()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task | None = None
+        self.caught_up = asyncio.Event()
+
+    # -- reading -------------------------------------------------------------------
+    def resource(self, resource_id: str) -> Resource | None:
+        return self.resources.get(resource_id)
+
+    def subscriptions_of(self, resource_id: str) -> list[Subscription]:
+        return [s for s in self.subscriptions.values() if s.resource_id == resource_id]
+
+    # -- waiting -------------------------------------------------------------------
+    async def wait_for(self, topic: str, offset: int, timeout: float = 10.0) -> None:
+        """Return once the record at ``offset`` of ``topic`` has been applied here."""
+        await self._wait(lambda: self._next_offset[topic] > offset, timeout)
+
+    async def catch_up(self, timeout: float = 10.0) -> None:
+        """Return once everything written to both topics before this call is applied."""
+        assert self._consumer is not None
+        tps = [TopicPartition(t, 0) for t in self._next_offset]
+        ends = await asyncio.wait_for(self._consumer.end_offsets(tps), timeout)
+        await self._wait(lambda: all(self._next_offset[tp.topic] >= ends[tp] for tp in tps), timeout)
+
+    async def _wait(self, predicate, timeout: float) -> None:
+        try:
+            async with self._changed:
+                await asyncio.wait_for(self._changed.wait_for(predicate), timeout)
+        except asyncio.TimeoutError:
+            raise RegistryUnavailable("the registry did not catch up in time") from None
+
+    # -- lifecycle -----------------------------------------------------------------
+    async def start(self) -> None:
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.kafka_bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=200,
+        )
+        await self._consumer.start()
+        tps = [TopicPartition(t, 0) for t in self._next_offset]
+        self._consumer.assign(tps)
+        await self._consumer.seek_to_beginning(*tps)
+        self._task = asyncio.create_task(self._follow(), name="flare-registry-view")
+        await self.catch_up(timeout=60.0)
+        self.caught_up.set()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    async def _follow(self) -> None:
+        assert self._consumer is not None
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=1000)
+            if not batches:
+                # Empty fetches still move the position past compacted-away offsets.
+                await self._sync_positions()
+                continue
+            for tp, messages in batches.items():
+                for message in messages:
+                    self._apply(tp.topic, message.key, message.value)
+                    self._next_offset[tp.topic] = message.offset + 1
+            await self._sync_positions()
+
+    async def _sync_positions(self) -> None:
+        assert self._consumer is not None
+        for topic in self._next_offset:
+            with contextlib.suppress(Exception):
+                position = await self._consumer.position(TopicPartition(topic, 0))
+                self._next_offset[topic] = max(self._next_offset[topic], position)
+        async with self._changed:
+            self._changed.notify_all()
+
+    def _apply(self, topic: str, key: bytes | None, value: bytes | None) -> None:
+        """One record: a value creates, a tombstone (null value) deletes. Bad records are skipped."""
+        if key is None:
+            return
+        object_id = key.decode()
+        table = self.resources if topic == self.resources_topic else self.subscriptions
+        if value is None:
+            table.pop(object_id, None)
+            return
+        try:
+            record = orjson.loads(value)
+            obj = (Resource if topic == self.resources_topic else Subscription).from_record(record)
+        except Exception as exc:  # a foreign record on our topic must not stop the view
+            log.warning("skipping unreadable %s record %r: %s", topic, object_id, exc)
+            return
+        table[object_id] = obj
