@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from typing import AsyncIterator
 
 from starlette.applications import Starlette
@@ -12,6 +13,8 @@ from api import ops, resources, subscriptions
 from api.errors import HANDLERS
 from api.middleware import IgnoreTrailingSlash
 from streams.runtime import Runtime
+
+log = logging.getLogger("flare")
 
 
 def create_api(runtime: Runtime) -> Starlette:
@@ -23,6 +26,7 @@ def create_api(runtime: Runtime) -> Starlette:
             yield
         finally:
             await runtime.stop()
+            log.info("flare stopped cleanly")
 
     api = Starlette(
         routes=[*ops.routes, *resources.routes, *subscriptions.routes],

@@ -1,0 +1,34 @@
+# The two commands of the README: `make run` and `make test`. Everything they need is
+# installed from here: the virtualenv and Python packages, and (on first use) the Kafka
+# broker jars into a cache outside git (app/local_kafka.py).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test unit bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+## Run Flare (API + worker) on port 8080, with a local broker when none is configured.
+run: $(STAMP)
+	$(BIN)/flare with-kafka --data-dir var/kafka -- $(BIN)/flare start
+
+## Run every test: unit tests, then integration tests against a real broker.
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+## Unit tests only (no broker).
+unit: $(STAMP)
+	$(BIN)/python -m pytest tests/unit -q
+
+## Benchmarks; results in bench/results/latest.json and docs/benchmarks.md.
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) var

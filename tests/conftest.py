@@ -1,0 +1,49 @@
+"""Shared fixtures: a real Kafka broker for the session, real `flare start` processes.
+
+The broker comes from app.local_kafka (the same code `make run` uses): FLARE_KAFKA_BOOTSTRAP
+when set, else Docker when an engine answers, else the cached Maven jars. Unit tests never
+ask for it, so `pytest tests/unit` needs no broker.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from app import local_kafka
+from tests.flare_process import FlareProcess, unique_name
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> str:
+    with local_kafka.broker(tmp_path_factory.mktemp("kafka"), preferred_port=None) as bootstrap:
+        yield bootstrap
+
+
+@pytest.fixture
+def flare_factory(kafka_bootstrap: str, tmp_path: Path):
+    """Start `flare start` processes; every one is stopped by its own PID afterwards."""
+    started: list[FlareProcess] = []
+
+    def make(**kwargs) -> FlareProcess:
+        kwargs.setdefault("bootstrap", kafka_bootstrap)
+        kwargs.setdefault("data_dir", tmp_path / f"flare-{len(started)}")
+        process = FlareProcess(**kwargs)
+        started.append(process)
+        return process
+
+    yield make
+    for process in started:
+        process.stop()
+
+
+@pytest.fixture(scope="module")
+def flare(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory):
+    """One ready Flare process with topics of its own, shared by a test module."""
+    process = FlareProcess(bootstrap=kafka_bootstrap, prefix=unique_name("t"),
+                           data_dir=tmp_path_factory.mktemp("flare"))
+    process.start()
+    yield process
+    process.stop()
