@@ -9,9 +9,9 @@ from typing import AsyncIterator
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
-from api import ops, resources, subscriptions
+from api import documents, openapi, ops, resources, subscriptions
 from api.errors import HANDLERS
-from api.middleware import IgnoreTrailingSlash
+from api.middleware import BearerAuth, IgnoreTrailingSlash
 from streams.runtime import Runtime
 
 log = logging.getLogger("flare")
@@ -29,8 +29,10 @@ def create_api(runtime: Runtime) -> Starlette:
             log.info("flare stopped cleanly")
 
     api = Starlette(
-        routes=[*ops.routes, *resources.routes, *subscriptions.routes],
-        middleware=[Middleware(IgnoreTrailingSlash)],
+        routes=[*ops.routes, *resources.routes, *subscriptions.routes,
+                *documents.routes, *openapi.routes],
+        middleware=[Middleware(IgnoreTrailingSlash),
+                    Middleware(BearerAuth, tokens=runtime.settings.api_tokens)],
         exception_handlers=HANDLERS,
         lifespan=lifespan,
     )

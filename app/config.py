@@ -29,6 +29,9 @@ class Settings:
     #: Where the HTTP API listens.
     http_host: str = "127.0.0.1"
     http_port: int = 8080
+    #: How other Flare processes reach this one's API (to ask the owner of a document);
+    #: empty: http://<http_host>:<http_port>.
+    advertised_url: str = ""
     #: Every topic name starts with this prefix (SPEC §10).
     topic_prefix: str = "flare"
     #: Faust application id: processes with the same id share the partitions.
@@ -66,6 +69,13 @@ class Settings:
             raise ConfigError("session_timeout and delivery_timeout must be positive")
         if not self.kafka_bootstrap.strip():
             raise ConfigError("kafka_bootstrap must name at least one broker")
+
+    @property
+    def canonical_url(self) -> str:
+        if self.advertised_url:
+            return self.advertised_url.rstrip("/")
+        host = "127.0.0.1" if self.http_host in ("0.0.0.0", "", "::") else self.http_host
+        return f"http://{host}:{self.http_port}"
 
     def topic(self, name: str) -> str:
         """The full name of one of Flare's topics: ``<prefix>.<name>``."""

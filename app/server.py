@@ -9,6 +9,7 @@ import uvicorn
 from api.app import create_api
 from app.config import Settings
 from streams.app import build_faust_app
+from streams.changes import Changes
 from streams.registry import Registry, register_registry_agent
 from streams.registry_view import RegistryView
 from streams.runtime import Runtime
@@ -31,7 +32,8 @@ def build_runtime(settings: Settings) -> Runtime:
     view = RegistryView(settings)
     registry = Registry(settings, view)
     register_registry_agent(app, settings, registry)
-    return Runtime(settings, app, view, registry)
+    changes = Changes(app, settings, view)
+    return Runtime(settings, app, view, registry, changes)
 
 
 def serve(settings: Settings) -> None:

@@ -21,6 +21,8 @@ def build_faust_app(settings: Settings) -> faust.App:
         store=store,
         datadir=str(Path(settings.data_dir) / "faust"),
         web_enabled=False,
+        # Faust tells every member where the owner of a partition answers: our API.
+        canonical_url=settings.canonical_url,
         # Without this Faust waits forever at shutdown for replies that are never acked.
         stream_wait_empty=False,
         broker_session_timeout=settings.session_timeout,

@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from app.config import Settings
 from tables.resources import Resource
 from tables.subscriptions import Subscription
+from tables.urls import match_resource
 
 log = logging.getLogger("flare.registry")
 
@@ -48,6 +49,11 @@ class RegistryView:
 
     def subscriptions_of(self, resource_id: str) -> list[Subscription]:
         return [s for s in self.subscriptions.values() if s.resource_id == resource_id]
+
+    def find_resource(self, document_url: str) -> Resource | None:
+        """The resource a document URL belongs to (SPEC §8 matching), or None."""
+        resource_id = match_resource(document_url, ((r.id, r.endpoint) for r in self.resources.values()))
+        return None if resource_id is None else self.resources.get(resource_id)
 
     # -- waiting -------------------------------------------------------------------
     async def wait_for(self, topic: str, offset: int, timeout: float = 10.0) -> None:

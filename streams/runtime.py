@@ -17,14 +17,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import faust
+import httpx
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 from faust.contrib.asgi import bind_to_running_loop
 
 from app.config import Settings
+from streams.changes import Changes
 from streams.registry import Registry
 from streams.registry_view import RegistryView
 from streams.topics import ensure_topics
+from tables.errors import FlareError
 
 log = logging.getLogger("flare.runtime")
 
@@ -37,7 +41,9 @@ class Runtime:
     app: faust.App
     view: RegistryView
     registry: Registry
+    changes: Changes
     producer: AIOKafkaProducer | None = None
+    http: httpx.AsyncClient | None = None
     state: str = "starting"
     reason: str = "starting"
     broker_ok: bool = False
@@ -62,8 +68,21 @@ class Runtime:
             return False, "waiting to join the consumer group"
         return True, "ready"
 
+    # -- writes --------------------------------------------------------------------
+    async def write_change(self, url: str, value: bytes) -> None:
+        """Write one change to the documents topic; return once acks=all confirmed it."""
+        if self.producer is None:
+            raise FlareError(503, "service unavailable", "the stream processor is still starting")
+        try:
+            await self.producer.send_and_wait(self.settings.topic("documents"), value,
+                                              key=url.encode())
+        except KafkaError as exc:
+            raise FlareError(503, "error during document write",
+                             f"Kafka did not acknowledge the change: {exc.__class__.__name__}") from None
+
     # -- lifecycle -----------------------------------------------------------------
     async def start(self) -> None:
+        self.http = httpx.AsyncClient(timeout=10.0)
         self._task = asyncio.create_task(self._run(), name="flare-runtime")
 
     async def _run(self) -> None:
@@ -156,3 +175,5 @@ class Runtime:
         if self.producer is not None:
             with contextlib.suppress(Exception):
                 await self.producer.stop()
+        if self.http is not None:
+            await self.http.aclose()

@@ -1,0 +1,144 @@
+"""Document changes: what a change is, whether it is valid, what it does to the stored
+document (SPEC §8, §10). Pure: the API and the changes agent both decide with these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import orjson
+
+from tables.errors import FlareError
+from tables.resources import Resource
+from tables.revisions import revision_of
+from tables.urls import validate_document_url
+
+ACTIONS = ("put", "delete")
+RECORD_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Change:
+    """One accepted change of one document, as the changes agent applies it."""
+
+    action: str  # "put" | "delete"
+    url: str
+    resource_id: str
+    revision: int | None  # None for a delete
+    document: dict[str, Any] | None  # None for a delete
+    updated_at: int  # Unix seconds: when the change was accepted (the record's timestamp)
+
+
+def stored_record(change: Change) -> dict[str, Any]:
+    """The documents table's value for a put: latest revision, content, resource, updatedAt."""
+    return {
+        "v": RECORD_VERSION,
+        "revision": change.revision,
+        "content": change.document,
+        "resource": change.resource_id,
+        "updatedAt": change.updated_at,
+    }
+
+
+def change_value(action: str, url: str, document: dict[str, Any] | None = None) -> bytes:
+    """The value on ``<prefix>.documents`` (SPEC §10), as the API and producers write it."""
+    if action == "put":
+        return orjson.dumps({"action": "put", "id": url, "document": document})
+    return orjson.dumps({"action": "delete", "id": url})
+
+
+def match(url: str, find_resource: Callable[[str], Resource | None]) -> Resource:
+    """Validate the document URL (400 ``invalid id``) and find its resource (404), SPEC §8."""
+    validate_document_url(url)
+    resource = find_resource(url)
+    if resource is None:
+        raise FlareError(404, "error during resource search",
+                         f"could not found a resource for this uri '{url}'")
+    return resource
+
+
+def decode_document(body: bytes) -> dict[str, Any]:
+    """A PUT body must be a JSON object (SPEC §8: ``invalid body`` otherwise)."""
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise FlareError(400, "invalid body", f"error during body unmarshal: {exc}") from None
+    if not isinstance(document, dict):
+        raise FlareError(400, "invalid body",
+                         "error during body unmarshal: the document must be a JSON object")
+    return document
+
+
+def check_put(url: str, document: dict[str, Any], find_resource, updated_at: int) -> Change:
+    resource = match(url, find_resource)
+    revision = revision_of(document, resource.field, resource.format)
+    return Change("put", url, resource.id, revision, document, updated_at)
+
+
+def check_delete(url: str, find_resource, updated_at: int) -> Change:
+    resource = match(url, find_resource)
+    return Change("delete", url, resource.id, None, None, updated_at)
+
+
+class Rejected(ValueError):
+    """A message on the documents topic that cannot be applied; ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def parse_message(key: bytes | None, value: bytes | None, find_resource,
+                  timestamp_ms: int) -> Change:
+    """Check a message read from ``<prefix>.documents`` the way the API checks a request.
+
+    Whatever fails becomes :class:`Rejected` with a reason, for the rejected topic (SPEC §10).
+    """
+    if value is None:
+        raise Rejected("empty value (tombstone): expected a JSON change")
+    try:
+        message = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        raise Rejected(f"value is not JSON: {exc}") from None
+    if not isinstance(message, dict):
+        raise Rejected("value is not a JSON object")
+    action = message.get("action")
+    if action not in ACTIONS:
+        raise Rejected(f"unknown action {action!r}: expected 'put' or 'delete'")
+    url = message.get("id")
+    if not isinstance(url, str) or not url:
+        raise Rejected("missing 'id': the document URL")
+    if key is None:
+        raise Rejected("missing key: the key must be the document URL")
+    if key.decode("utf-8", "replace") != url:
+        raise Rejected(f"key {key!r} differs from id {url!r}: the key must be the document URL")
+    updated_at = timestamp_ms // 1000
+    try:
+        if action == "delete":
+            return check_delete(url, find_resource, updated_at)
+        document = message.get("document")
+        if not isinstance(document, dict):
+            raise Rejected("missing 'document': a put needs a JSON object")
+        return check_put(url, document, find_resource, updated_at)
+    except FlareError as exc:
+        raise Rejected(f"{exc.title}: {exc.detail}") from None
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What a change did to the documents table."""
+
+    stored: dict[str, Any] | None  # the record to keep (None: remove the key)
+    changed: bool  # whether the table must be written
+    previous: dict[str, Any] | None  # the record before the change
+
+
+def apply(stored: dict[str, Any] | None, change: Change) -> Applied:
+    """SPEC §8: the highest revision wins; an equal or older put changes nothing; a delete
+    removes the document."""
+    if change.action == "delete":
+        return Applied(None, stored is not None, stored)
+    if stored is not None and change.revision <= stored["revision"]:
+        return Applied(stored, False, stored)
+    return Applied(stored_record(change), True, stored)
