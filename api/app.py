@@ -9,7 +9,7 @@ from typing import AsyncIterator
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
-from api import documents, openapi, ops, resources, subscriptions
+from api import deliveries, documents, openapi, ops, resources, subscriptions
 from api.errors import HANDLERS
 from api.middleware import BearerAuth, IgnoreTrailingSlash
 from streams.runtime import Runtime
@@ -30,7 +30,7 @@ def create_api(runtime: Runtime) -> Starlette:
 
     api = Starlette(
         routes=[*ops.routes, *resources.routes, *subscriptions.routes,
-                *documents.routes, *openapi.routes],
+                *documents.routes, *deliveries.routes, *openapi.routes],
         middleware=[Middleware(IgnoreTrailingSlash),
                     Middleware(BearerAuth, tokens=runtime.settings.api_tokens)],
         exception_handlers=HANDLERS,

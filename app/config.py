@@ -55,6 +55,8 @@ class Settings:
     allow_private_targets: bool = False
     #: Timeout of one delivery attempt in seconds (SPEC §9.2).
     delivery_timeout: float = 10.0
+    #: Most notification requests in flight at once, per process (across keys, §9.4).
+    delivery_concurrency: int = 256
 
     def __post_init__(self) -> None:
         if self.store not in STORES:
@@ -65,6 +67,8 @@ class Settings:
             raise ConfigError(f"http_port must be a TCP port, not {self.http_port}")
         if self.partitions < 1 or self.replication_factor < 1:
             raise ConfigError("partitions and replication_factor must be at least 1")
+        if self.delivery_concurrency < 1:
+            raise ConfigError("delivery_concurrency must be at least 1")
         if self.session_timeout <= 0 or self.delivery_timeout <= 0:
             raise ConfigError("session_timeout and delivery_timeout must be positive")
         if not self.kafka_bootstrap.strip():

@@ -10,6 +10,7 @@ from api.app import create_api
 from app.config import Settings
 from streams.app import build_faust_app
 from streams.changes import Changes
+from streams.dispatcher import Dispatcher
 from streams.registry import Registry, register_registry_agent
 from streams.registry_view import RegistryView
 from streams.runtime import Runtime
@@ -33,7 +34,9 @@ def build_runtime(settings: Settings) -> Runtime:
     registry = Registry(settings, view)
     register_registry_agent(app, settings, registry)
     changes = Changes(app, settings, view)
-    return Runtime(settings, app, view, registry, changes)
+    dispatcher = Dispatcher(app, settings, view)
+    changes.on_change = dispatcher.fan_out
+    return Runtime(settings, app, view, registry, changes, dispatcher)
 
 
 def serve(settings: Settings) -> None:

@@ -25,6 +25,7 @@ from faust.contrib.asgi import bind_to_running_loop
 
 from app.config import Settings
 from streams.changes import Changes
+from streams.dispatcher import Dispatcher
 from streams.registry import Registry
 from streams.registry_view import RegistryView
 from streams.topics import ensure_topics
@@ -42,6 +43,7 @@ class Runtime:
     view: RegistryView
     registry: Registry
     changes: Changes
+    dispatcher: Dispatcher
     producer: AIOKafkaProducer | None = None
     http: httpx.AsyncClient | None = None
     state: str = "starting"
@@ -170,6 +172,8 @@ class Runtime:
                 await self._task
         if self._started:
             await self.app.stop()
+        with contextlib.suppress(Exception):
+            await self.dispatcher.close()
         with contextlib.suppress(Exception):
             await self.view.stop()
         if self.producer is not None:

@@ -1,0 +1,85 @@
+"""A real HTTP receiver on 127.0.0.1 for notification tests.
+
+It records every request and answers with the statuses a test scripts per path (200 when
+nothing is scripted). ``down()`` closes the listening socket (connection refused), ``up()``
+opens it again on the same port.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import orjson
+
+from app.local_kafka import free_port
+
+
+@dataclass(frozen=True)
+class Received:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self):
+        return orjson.loads(self.body) if self.body else None
+
+
+@dataclass
+class Receiver:
+    port: int = field(default_factory=free_port)
+    requests: list[Received] = field(default_factory=list)
+    scripted: dict[str, deque] = field(default_factory=lambda: defaultdict(deque))
+    _server: ThreadingHTTPServer | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def answer(self, path: str, *statuses: int) -> None:
+        """The next requests to ``path`` get these statuses, in order; then 200."""
+        with self._lock:
+            self.scripted[path].extend(statuses)
+
+    def received(self, path: str | None = None) -> list[Received]:
+        with self._lock:
+            return [r for r in self.requests if path is None or r.path == path]
+
+    def up(self) -> "Receiver":
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length) if length else b""
+                with receiver._lock:
+                    receiver.requests.append(Received(self.command, self.path,
+                                                      {k.lower(): v for k, v in self.headers.items()},
+                                                      body))
+                    queue = receiver.scripted.get(self.path)
+                    status = queue.popleft() if queue else 200
+                self.send_response(status)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
+
+            def log_message(self, *args) -> None:  # quiet
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def down(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
