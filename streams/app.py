@@ -14,7 +14,8 @@ from app.config import Settings
 
 
 def build_faust_app(settings: Settings) -> faust.App:
-    store = "rocksdict://" if settings.store == "rocksdb" else "memory://"
+    # faust.stores.rocksdb uses the rocksdict package when python-rocksdb is absent.
+    store = "rocksdb://" if settings.store == "rocksdb" else "memory://"
     return faust.App(
         settings.app_id,
         broker=[f"kafka://{b.strip()}" for b in settings.kafka_bootstrap.split(",")],
@@ -36,4 +37,5 @@ def build_faust_app(settings: Settings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         reply_create_topic=True,
         autodiscover=False,
+        **__import__("orjson").loads(__import__("os").environ.get("XBENCH_FAUST", "{}")),  # TEMP experiment
     )

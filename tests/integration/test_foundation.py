@@ -49,8 +49,12 @@ def test_restart_on_the_same_data_with_rocksdb(flare_factory, tmp_path):
     created = process.post("/resources", json={"endpoint": "http://api.test/users/{id}",
                                                "change": {"field": "version"}})
     assert created.status_code == 201
+    url = "http://api.test/users/1"
+    assert process.put(f"/documents/{url}", json={"version": 3}).status_code == 202
+    poll(lambda: process.get(f"/documents/{url}").status_code == 200, message="document stored")
     process.stop()  # SIGTERM; uvicorn re-raises it after a graceful shutdown
     assert "flare stopped cleanly" in process.log()
     process.start()
     assert process.get(f"/resources/{created.json()['id']}").json() == created.json()
+    assert process.get(f"/documents/{url}").json()["revision"] == 3
     assert "Traceback" not in process.log()
