@@ -120,7 +120,8 @@ class Runtime:
             Path(self.settings.data_dir).mkdir(parents=True, exist_ok=True)
             bind_to_running_loop(self.app)
             self.app.finalize()
-            self._started = bool(await self.app.maybe_start())
+            self._started = True  # stop() must stop even a half-started app (its threads)
+            await self.app.maybe_start()
             self.state = "running"
             self.reason = "joining the consumer group"
             # Step 4 is observed by readiness(); keep watching the broker meanwhile.
@@ -171,7 +172,10 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
         if self._started:
-            await self.app.stop()
+            try:
+                await self.app.stop()
+            except Exception:
+                log.exception("stopping the stream processor failed")
         with contextlib.suppress(Exception):
             await self.dispatcher.close()
         with contextlib.suppress(Exception):
