@@ -42,13 +42,21 @@ class RegistryView:
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task | None = None
         self.caught_up = asyncio.Event()
+        #: subscriptions grouped by resource, rebuilt after any subscription record
+        self._by_resource: dict[str, list[Subscription]] | None = None
 
     # -- reading -------------------------------------------------------------------
     def resource(self, resource_id: str) -> Resource | None:
         return self.resources.get(resource_id)
 
     def subscriptions_of(self, resource_id: str) -> list[Subscription]:
-        return [s for s in self.subscriptions.values() if s.resource_id == resource_id]
+        """The resource's subscriptions in creation order (indexed: the fan-out asks per change)."""
+        if self._by_resource is None:
+            grouped: dict[str, list[Subscription]] = {}
+            for sub in self.subscriptions.values():
+                grouped.setdefault(sub.resource_id, []).append(sub)
+            self._by_resource = grouped
+        return self._by_resource.get(resource_id, [])
 
     def find_resource(self, document_url: str) -> Resource | None:
         """The resource a document URL belongs to (SPEC §8 matching), or None."""
@@ -128,6 +136,8 @@ class RegistryView:
             return
         object_id = key.decode()
         table = self.resources if topic == self.resources_topic else self.subscriptions
+        if table is self.subscriptions:
+            self._by_resource = None
         if value is None:
             table.pop(object_id, None)
             return
