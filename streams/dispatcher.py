@@ -5,7 +5,8 @@ key's events stay in one partition, in order. Three kinds of events:
 
 - ``offer``: a change of the document for this subscriber (from the fan-out);
 - ``outcome``: what a delivery attempt gave (written by the sending task);
-- ``redrive``: send a dead delivery again (from the API).
+- ``redrive``: send a dead delivery again (from the API);
+- ``forget``: the subscription is gone, drop the key's record.
 
 The agent is the only writer of the deliveries table (Faust tables can only be written
 inside stream iteration), and it decides with the pure functions of tables/delivery.py.
@@ -65,7 +66,10 @@ class Dispatcher:
         self.topic = app.topic(settings.topic("deliveries"), key_type=bytes, value_type=bytes,
                                key_serializer="raw", value_serializer="raw",
                                partitions=settings.partitions)
+        # key_type=bytes as well as the schema: Faust picks the changelog's key serializer
+        # from key_type, and without it recovery loops on "expected a JSON value" (DESIGN.md).
         self.table = app.Table(TABLE, default=None, partitions=settings.partitions,
+                               key_type=bytes,
                                schema=faust.Schema(key_type=bytes, key_serializer="raw",
                                                    value_serializer="json"))
         self.agent = app.agent(self.topic, name="flare.dispatcher")(self._process)
@@ -114,6 +118,7 @@ class Dispatcher:
             if self.table.get(key) is not None:
                 del self.table[key]
             self.waiting.pop(key, None)
+            self.inflight.pop(key, None)
             return
         now = time.time()
         state = self._state(key)
@@ -182,7 +187,11 @@ class Dispatcher:
             subscription = self.view.subscriptions.get(subscription_id)
             resource = subscription and self.view.resources.get(subscription.resource_id)
             if subscription is None or resource is None:
+                # Deleted meanwhile: forget the key; the agent drops its record (any event
+                # of a deleted subscription does).
                 self.inflight.pop(key, None)
+                self.waiting.pop(key, None)
+                await self.topic.send(key=key, value=orjson.dumps({"v": 1, "type": "forget"}))
                 return
             request = build_request(subscription, resource, url, action, change.revision,
                                     change.document, change.updated_at)
