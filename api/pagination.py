@@ -30,7 +30,7 @@ class Page:
 
 def _integer(params: Mapping[str, str], name: str, default: int) -> int:
     raw = params.get(name)
-    if raw is None:
+    if raw is None or raw == "":  # `?limit=` gives no limit, as in the original service
         return default
     if not _INTEGER.fullmatch(raw):
         raise FlareError(400, "error during pagination parse",

@@ -40,6 +40,9 @@ class RegistryView:
         self._next_offset: dict[str, int] = {self.resources_topic: 0, self.subscriptions_topic: 0}
         self._changed = asyncio.Condition()
         self._consumer: AIOKafkaConsumer | None = None
+        # End offsets are asked on a connection of their own: on the follower's connection
+        # they would queue behind its long-poll fetch (up to fetch_max_wait_ms per command).
+        self._offsets: AIOKafkaConsumer | None = None
         self._task: asyncio.Task | None = None
         self.caught_up = asyncio.Event()
         #: subscriptions grouped by resource, rebuilt after any subscription record
@@ -70,9 +73,9 @@ class RegistryView:
 
     async def catch_up(self, timeout: float = 10.0) -> None:
         """Return once everything written to both topics before this call is applied."""
-        assert self._consumer is not None
+        assert self._offsets is not None
         tps = [TopicPartition(t, 0) for t in self._next_offset]
-        ends = await asyncio.wait_for(self._consumer.end_offsets(tps), timeout)
+        ends = await asyncio.wait_for(self._offsets.end_offsets(tps), timeout)
         await self._wait(lambda: all(self._next_offset[tp.topic] >= ends[tp] for tp in tps), timeout)
 
     async def _wait(self, predicate, timeout: float) -> None:
@@ -92,6 +95,9 @@ class RegistryView:
             fetch_max_wait_ms=200,
         )
         await self._consumer.start()
+        self._offsets = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap,
+                                         group_id=None, enable_auto_commit=False)
+        await self._offsets.start()
         tps = [TopicPartition(t, 0) for t in self._next_offset]
         self._consumer.assign(tps)
         await self._consumer.seek_to_beginning(*tps)
@@ -106,6 +112,8 @@ class RegistryView:
                 await self._task
         if self._consumer is not None:
             await self._consumer.stop()
+        if self._offsets is not None:
+            await self._offsets.stop()
 
     async def _follow(self) -> None:
         assert self._consumer is not None
