@@ -28,6 +28,7 @@ import asyncio
 import logging
 import random
 import time
+import uuid
 from typing import Any
 
 import faust
@@ -47,6 +48,9 @@ log = logging.getLogger("flare.dispatcher")
 TABLE = "deliveries"
 SCAN_INTERVAL = 0.25
 FULL_SCAN_INTERVAL = 30.0
+#: Key of the catch-up markers the dispatcher writes to its own partitions (never a
+#: subscription's key: those hold a "|").
+MARK_KEY = b"\x00flare.dispatcher.mark"
 
 
 def delivery_key(subscription_id: str, document_url: str) -> bytes:
@@ -80,6 +84,19 @@ class Dispatcher:
         self.waiting: dict[bytes, float] = {}
         self._indexed_generation = -1
         self._last_full_scan = 0.0
+        #: keys with a request in flight → the attempt id its outcome event carries
+        self._attempts: dict[bytes, str] = {}
+        self._run_id = uuid.uuid4().hex[:12]
+        self._attempt_seq = 0
+        #: Sends wait until the agent has re-read its partitions after each rebalance (or
+        #: restart): the consumer resumes at the last commit, and the table may already hold
+        #: later state, so the events replayed up to the end must all be applied before
+        #: anything is sent, or a change the subscriber already has newer of could go out
+        #: again (invariant 3). A marker written to each partition shows the end is reached.
+        self._caught_up_generation: int | None = None
+        self._mark_generation: int | None = None
+        self._mark_nonce = ""
+        self._marks_pending: set[int] = set()
         self._sender: Sender | None = None
         self._slots: asyncio.Semaphore | None = None
         self._tasks: set[asyncio.Task] = set()
@@ -107,6 +124,9 @@ class Dispatcher:
         async for event in stream.events():
             key = event.message.key
             try:
+                if key == MARK_KEY:
+                    self._on_mark(event.message.partition, orjson.loads(event.message.value))
+                    continue
                 self._apply(key, orjson.loads(event.message.value))
             except Exception:  # one bad event must not stop the partition
                 log.exception("cannot apply delivery event for %r", key)
@@ -129,17 +149,22 @@ class Dispatcher:
                                    message["updatedAt"])
             state, _ = offer(state, change, now)
         elif kind == "outcome":
-            self.inflight.pop(key, None)
-            sent = self._sent(state, message["sent"])
-            state = on_outcome(state, Outcome(message["outcome"]), now, subscription.delivery.retry,
-                               random.random(), sent=sent, status=message.get("status"))
+            mine = key in self._attempts and self._attempts[key] == message.get("attempt")
+            if mine:
+                self.inflight.pop(key, None)
+                self._attempts.pop(key, None)
+            if self._outcome_applies(state, message, mine):
+                sent = self._sent(state, message["sent"])
+                state = on_outcome(state, Outcome(message["outcome"]), now,
+                                   subscription.delivery.retry, random.random(), sent=sent,
+                                   status=message.get("status"))
         elif kind == "redrive":
             state = redrive(state, now)
         else:
             log.warning("unknown delivery event type %r for %r", kind, key)
             return
         # Step 2
-        if key not in self.inflight:
+        if key not in self.inflight and self._caught_up():
             state, action = next_action(state, now)
             self._store(key, state)
             if action is not None:
@@ -168,19 +193,66 @@ class Dispatcher:
             return pending
         return PendingChange(sent["kind"], sent["revision"], None, 0, sent["generation"])
 
+    @staticmethod
+    def _outcome_applies(state: DeliveryState, message: dict[str, Any], mine: bool) -> bool:
+        """Whether an outcome event moves this key's state.
+
+        Outcomes are replayed after a crash or a rebalance (the consumer resumes at the last
+        commit, the table is often ahead of it), and may come from a request of a previous
+        owner. Applying one again would move the record back (``received`` = an older
+        revision) and re-send what the subscriber already has. So: a delivered or discarded
+        outcome applies only when it moves the record forward; a retry only when it answers
+        this process's own request in flight (otherwise the change stays due and is sent).
+        """
+        if message.get("outcome") == Outcome.RETRY.value:
+            return mine
+        sent = message["sent"]
+        if sent["generation"] != state.received_generation:
+            return sent["generation"] > state.received_generation
+        if sent["kind"] == "delete":  # a delete ends its generation: already recorded
+            return False
+        return state.received is None or sent["revision"] > state.received
+
+    def _caught_up(self) -> bool:
+        return self._caught_up_generation == self.app.consumer_generation_id
+
+    def _on_mark(self, partition: int, message: dict[str, Any]) -> None:
+        if (message.get("nonce") != self._mark_nonce
+                or self._mark_generation != self.app.consumer_generation_id):
+            return  # an old marker (replayed, or from before a rebalance)
+        self._marks_pending.discard(partition)
+        if not self._marks_pending:
+            self._caught_up_generation = self._mark_generation
+
+    async def _send_marks(self, generation: int) -> None:
+        """Write a marker to each owned partition; caught up once the agent read them all."""
+        actives = self._active_partitions()
+        self._mark_generation = generation
+        self._mark_nonce = uuid.uuid4().hex
+        self._marks_pending = set(actives)
+        if not actives:
+            self._caught_up_generation = generation
+            return
+        value = orjson.dumps({"v": 1, "type": "mark", "nonce": self._mark_nonce})
+        for partition in actives:
+            await self.topic.send(key=MARK_KEY, value=value, partition=partition)
+
     # -- sending -----------------------------------------------------------------------
     def _start(self, key: bytes, subscription_id: str, url: str, change: PendingChange,
                action: str) -> None:
         self.inflight[key] = time.monotonic()
-        task = asyncio.ensure_future(self._deliver(key, subscription_id, url, change, action))
+        self._attempt_seq += 1
+        attempt = self._attempts[key] = f"{self._run_id}-{self._attempt_seq}"
+        task = asyncio.ensure_future(self._deliver(key, subscription_id, url, change, action,
+                                                   attempt))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _deliver(self, key: bytes, subscription_id: str, url: str, change: PendingChange,
-                       action: str) -> None:
+                       action: str, attempt: str = "") -> None:
         """Steps 2-3: prepare, send, and write the outcome back as an event."""
         if self._sender is None:
-            self._sender = Sender(self.settings.delivery_timeout)
+            self._sender = Sender(self.settings.delivery_timeout, self.settings.delivery_concurrency)
             self._slots = asyncio.Semaphore(self.settings.delivery_concurrency)
         outcome, status = Outcome.RETRY, None
         try:
@@ -198,20 +270,25 @@ class Dispatcher:
             headers = signed_headers(request, webhook_id(subscription_id, url, change.revision, action),
                                      int(time.time()), subscription.secret)
             async with self._slots:
-                sent = await self._sender.send(key, request, headers)
+                sent = await self._sender.send(request, headers)
             status = sent.status
             outcome = classify(status, subscription.delivery.success, subscription.delivery.discard)
         except Exception:
             log.exception("delivery of %r failed before sending", key)
         await self.topic.send(key=key, value=orjson.dumps({
             "v": 1, "type": "outcome", "outcome": outcome.value, "status": status,
-            "sent": {"kind": change.action_kind, "revision": change.revision,
+            "attempt": attempt, "sent": {"kind": change.action_kind, "revision": change.revision,
                      "generation": change.generation},
         }))
 
     # -- the timer: retries and what waited across a restart ---------------------------
     async def _scan(self) -> None:
         if self.app.rebalancing or not self.app.tables.recovery.completed.is_set():
+            return
+        if not self._caught_up():
+            generation = self.app.consumer_generation_id
+            if self._mark_generation != generation:
+                await self._send_marks(generation)
             return
         now = time.time()
         if (self._indexed_generation != self.app.consumer_generation_id

@@ -4,25 +4,29 @@ prepare (pure, tables/request.py) → send (here: the only httpx call) → recor
 dispatcher). Every transport failure is translated here, once, into "no status" (STYLE.md
 §5): a timeout, a refused connection and a protocol error are all retried the same way.
 
-httpx's pool slows down as it grows (DESIGN.md, Performance), so requests are spread over
-several small clients by key: requests of one key always use the same client.
+httpx keeps the client API; its own transport is the dispatcher's ceiling (DESIGN.md,
+Performance: measured in bench/dispatch.py at about a tenth of raw aiohttp here), so requests
+go through the httpx-aiohttp transport: one pooled aiohttp session under an httpx client.
 """
 
 from __future__ import annotations
 
 import asyncio
-import zlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+import aiohttp
 import httpx
+from httpx_aiohttp import AiohttpTransport
 from standardwebhooks.webhooks import Webhook
 
 from tables.request import OutgoingRequest
 
 # Errors that mean "the subscriber did not answer with a status": retried (§9.3).
+# httpx-aiohttp maps the common aiohttp errors to httpx ones; the rest of aiohttp's tree
+# is caught too so that no transport failure escapes as a crash of the sending task.
 TRANSPORT_ERRORS = (httpx.TransportError, httpx.InvalidURL, httpx.UnsupportedProtocol,
-                    asyncio.TimeoutError, OSError)
+                    aiohttp.ClientError, asyncio.TimeoutError, OSError)
 
 
 @dataclass(frozen=True)
@@ -43,27 +47,21 @@ def signed_headers(request: OutgoingRequest, message_id: str, timestamp: int,
 
 
 class Sender:
-    """A few pooled httpx clients; no redirects; a timeout per attempt (§9.2)."""
+    """One httpx client over a pooled aiohttp session; no redirects; a timeout per attempt."""
 
-    def __init__(self, timeout: float, shards: int = 8, connections_per_shard: int = 16) -> None:
-        limits = httpx.Limits(max_connections=connections_per_shard,
-                              max_keepalive_connections=connections_per_shard)
-        self._clients = [
-            httpx.AsyncClient(timeout=timeout, follow_redirects=False, limits=limits)
-            for _ in range(shards)
-        ]
+    def __init__(self, timeout: float, connections: int = 256) -> None:
+        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+        self._client = httpx.AsyncClient(transport=AiohttpTransport(limits=limits),
+                                         timeout=timeout, follow_redirects=False)
 
-    async def send(self, key: bytes, request: OutgoingRequest,
-                   headers: list[tuple[str, str]]) -> Sent:
-        client = self._clients[zlib.crc32(key) % len(self._clients)]
+    async def send(self, request: OutgoingRequest, headers: list[tuple[str, str]]) -> Sent:
         try:
-            response = await client.request(request.method, request.url, headers=headers,
-                                            content=request.body)
+            response = await self._client.request(request.method, request.url, headers=headers,
+                                                  content=request.body)
             await response.aclose()
             return Sent(response.status_code)
         except TRANSPORT_ERRORS as exc:
             return Sent(None, exc.__class__.__name__)
 
     async def close(self) -> None:
-        for client in self._clients:
-            await client.aclose()
+        await self._client.aclose()
