@@ -33,9 +33,11 @@ def build_faust_app(settings: Settings) -> faust.App:
         topic_replication_factor=settings.replication_factor,
         topic_allow_declare=True,
         producer_acks=-1,
-        producer_linger_ms=5,
+        # The producer's batches are per partition, each lingering on its own: at 5 ms the
+        # changes agent sent a produce request every ~2 changelog records (bench/: 20 ms
+        # costs ~10% less CPU per change; 50 ms no better). Adds <= 20 ms per produced hop.
+        producer_linger=0.020,
         consumer_auto_offset_reset="earliest",
         reply_create_topic=True,
         autodiscover=False,
-        **__import__("orjson").loads(__import__("os").environ.get("XBENCH_FAUST", "{}")),  # TEMP experiment
     )

@@ -9,14 +9,16 @@ the agent raises (STYLE.md §8).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 import faust
+import orjson
 
 from app.config import Settings
 from streams.registry_view import RegistryView
-from tables.documents import Rejected, apply, parse_message
+from tables.documents import Rejected, ResourceIndex, apply, parse_message
 
 log = logging.getLogger("flare.changes")
 
@@ -34,7 +36,10 @@ class Changes:
                                 partitions=settings.partitions)
         self.rejected = app.topic(settings.topic("documents.rejected"), key_type=bytes,
                                   value_type=bytes, key_serializer="raw", value_serializer="raw")
+        # key_type=bytes as well as the schema: Faust picks the changelog's key serializer
+        # from key_type, and without it recovery loops on "expected a JSON value" (DESIGN.md).
         self.table = app.Table(TABLE, default=None, partitions=settings.partitions,
+                               key_type=bytes,
                                schema=faust.Schema(key_type=bytes, key_serializer="raw",
                                                    value_serializer="json"))
         self.agent = app.agent(self.source, name="flare.changes")(self._process)
@@ -42,12 +47,24 @@ class Changes:
         #: The next stage (fan-out to deliveries), set by the delivery wiring; awaited per change.
         self.on_change = None
         self.rejected_count = 0
+        self._index: ResourceIndex | None = None
+        self._changelog = ""  # the table's changelog topic, named once the app is final
+
+    def resource_index(self) -> ResourceIndex:
+        """The registry's resources indexed for matching, rebuilt only when they change."""
+        self._index = ResourceIndex.of(self.view.resources.values(), self._index)
+        return self._index
+
+    def find_resource(self, url: str):
+        """The view's resource matching, with endpoint shapes parsed once per registry state."""
+        return self.resource_index()(url)
 
     async def _process(self, stream: faust.StreamT) -> None:
+        self._changelog = self.table.changelog_topic.get_topic_name()
         async for event in stream.events():
             message = event.message
             try:
-                change = parse_message(message.key, message.value, self.view.find_resource,
+                change = parse_message(message.key, message.value, self.resource_index(),
                                        int(message.timestamp * 1000))
             except Rejected as exc:
                 await self._reject(message, exc.reason)
@@ -58,15 +75,43 @@ class Changes:
                 await self._reject(message, f"internal error: {exc.__class__.__name__}")
                 continue
             key = message.key
-            applied = apply(self.table.get(key), change)
+            # The store itself, like _write: the table's own get adds only a sensor call.
+            applied = apply(self.table.data.get(key), change)
             if applied.changed:
-                if applied.stored is None:
-                    del self.table[key]
-                else:
-                    self.table[key] = applied.stored
+                await self._write(key, applied.stored, message.partition)
             self.accepted += 1
             if self.on_change is not None:
                 await self.on_change(change, applied)
+
+    async def _write(self, key: bytes, stored: dict[str, Any] | None, partition: int) -> None:
+        """Write one key of the documents table: its store, then its changelog record.
+
+        What ``self.table[key] = stored`` does, without Faust's per-write machinery (a
+        future message, the producer buffer and its task, sensors): about 15 % of the
+        agent's CPU per change (docs/benchmarks.md). The record is the one Faust would write
+        (raw key, JSON value, the source partition) and goes through Faust's producer, which
+        Faust flushes before it commits the source offsets: a committed change is always in
+        the changelog (DESIGN.md invariant 1), as with ``table[key] = ...``.
+        """
+        data = self.table.data
+        if stored is None:
+            del data[key]
+            value = None
+        else:
+            data[key] = stored
+            value = orjson.dumps(stored)
+        sent = await self.app.producer.send(self._changelog, key, value, partition, None, None)
+        sent.add_done_callback(self._changelog_written)
+
+    def _changelog_written(self, sent: asyncio.Future) -> None:
+        """Record the changelog offset in the store (RocksDB: where recovery resumes)."""
+        if sent.cancelled() or sent.exception() is not None:
+            # Faust's own table writes only log this too; the producer retried already.
+            log.error("documents changelog write failed: %r",
+                      None if sent.cancelled() else sent.exception())
+            return
+        metadata = sent.result()
+        self.table.data.set_persisted_offset(metadata.topic_partition, metadata.offset)
 
     async def _reject(self, message: Any, reason: str) -> None:
         self.rejected_count += 1

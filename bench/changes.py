@@ -1,0 +1,201 @@
+"""Change processing: changes/s through the changes agent, next to a raw aiokafka pipe.
+
+One repetition:
+  1. a fresh topic prefix: Flare's topics, the benchmark registry (bench/workload.py);
+  2. ``COUNT`` valid puts produced straight to ``<prefix>.documents`` (as a direct producer
+     would, SPEC §10), before anything consumes them;
+  3. per table store (memory, rocksdb): the raw pipe (bench/rawpipe.py, its own process,
+     a dict or a RocksDB table) consumes them all, then a ``flare start`` process with that
+     store and an app id of its own consumes them all; the benchmark watches its committed
+     offsets until they reach the end of the topic, then stops it.
+Rate = output records / time between the first and the last output record, from the
+records' own timestamps (the documents changelog for Flare, the pipe's changelog-like topic
+for the pipe): start-up and shutdown are excluded the same way for both, and nothing polls
+the process while it works. CPU per change comes from /proc samples over the same window.
+Each Flare run is checked: offsets all committed, one changelog record per change, nothing
+rejected, the last document of every partition readable at its last revision.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import pstats
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+from aiokafka.admin import NewTopic
+
+from app.config import Settings
+from bench import kafka, workload
+from bench.process import CpuSampler, ProfiledFlare
+from bench.rawpipe import OUTPUT
+from bench.report import Figure, console, median
+from tests.flare_process import FlareProcess, unique_name
+
+NAME = "changes"
+COUNT = 50_000
+DOCUMENTS = 10_000
+STORES = ("memory", "rocksdb")
+GOAL_RATE = 10_000
+GOAL_RATIO = 0.25
+ROOT = Path(__file__).resolve().parents[1]
+
+
+async def _prepare(ctx, count: int) -> tuple[Settings, kafka.Produced]:
+    prefix = unique_name("bench")
+    settings = Settings(kafka_bootstrap=ctx.bootstrap, topic_prefix=prefix, app_id=prefix)
+    await kafka.prepare_prefix(settings)
+    with console.status(f"producing {count:,} changes to {settings.topic('documents')}"):
+        produced = await kafka.produce(ctx.bootstrap, settings.topic("documents"),
+                                       workload.changes(count, min(DOCUMENTS, count)))
+    return settings, produced
+
+
+async def _raw_pipe(ctx, settings: Settings, count: int, store: str) -> tuple[float, dict]:
+    output = settings.topic(f"{OUTPUT}-{store}")
+    async with kafka.admin_client(ctx.bootstrap) as admin:
+        await admin.create_topics([NewTopic(output, settings.partitions, 1)])
+    directory = ctx.work / f"{settings.topic_prefix}-rawpipe-{store}"
+    with console.status(f"raw aiokafka pipe ({store} table) consuming"):
+        done = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "bench.rawpipe", ctx.bootstrap,
+                             settings.topic_prefix, str(count), store, str(directory)],
+            capture_output=True, text=True, cwd=str(ROOT), timeout=300)
+    if done.returncode != 0:
+        raise RuntimeError(f"raw pipe failed:\n{done.stderr[-3000:]}")
+    inside = orjson.loads(done.stdout.strip().splitlines()[-1])
+    span = await kafka.read_span(ctx.bootstrap, output)
+    details = {"cpu_us_per_change": inside["cpu_seconds"] / count * 1e6,
+               "records": span.records}
+    return span.rate(), details
+
+
+async def _flare(ctx, settings: Settings, produced: kafka.Produced, store: str,
+                 profile_path: Path | None = None) -> tuple[float, dict, list[str]]:
+    app_id = f"{settings.topic_prefix}-{store}"
+    source = settings.topic("documents")
+    kind = ProfiledFlare if profile_path else FlareProcess
+    extra = {"profile_path": profile_path} if profile_path else {}
+    flare = kind(bootstrap=ctx.bootstrap, data_dir=ctx.work / app_id, prefix=settings.topic_prefix,
+                 app_id=app_id, store=store, env={"FLARE_LOG_LEVEL": "warning"}, **extra)
+    ends = await kafka.end_offsets(ctx.bootstrap, source)
+    problems: list[str] = []
+    started = time.time()
+    flare.start(wait_ready=False)
+    try:
+        with CpuSampler(flare.process.pid) as cpu:
+            with console.status(f"flare ({store} store) consuming") as status:
+                def progress(done: int, total: int) -> None:
+                    status.update(f"flare ({store} store) consuming: {done:,}/{total:,} committed")
+                await kafka.wait_committed(ctx.bootstrap, app_id, source, ends, timeout=300,
+                                           on_progress=progress)
+            span = await kafka.read_span(ctx.bootstrap, f"{app_id}-documents-changelog")
+        used = cpu.between(span.first_ms / 1000, span.last_ms / 1000)
+        # Checks: every change applied once, nothing parked, the table readable.
+        if span.records != produced.count:
+            problems.append(f"{span.records} changelog records for {produced.count} changes")
+        rejected = await kafka.end_offsets(ctx.bootstrap, settings.topic("documents.rejected"))
+        if sum(rejected.values()):
+            problems.append(f"{sum(rejected.values())} messages rejected")
+        for partition, (url, revision) in produced.last.items():
+            answer = await asyncio.to_thread(flare.get, f"/documents/{url}")
+            if answer.status_code != 200 or answer.json()["revision"] != revision:
+                problems.append(f"partition {partition}: {url} answered {answer.status_code} "
+                                f"{answer.text[:120]} (expected revision {revision})")
+    finally:
+        flare.stop()
+    if flare.process.returncode not in (0, -15, None):  # -15: uvicorn re-raises SIGTERM
+        problems.append(f"flare exited with {flare.process.returncode}: {flare.log()[-1500:]}")
+    details = {
+        "cpu_us_per_change": used / produced.count * 1e6 if used else 0.0,
+        "startup_s": span.first_ms / 1000 - started,
+    }
+    return span.rate(), details, problems
+
+
+async def run(ctx) -> list[Figure]:
+    count = 10_000 if ctx.quick else COUNT
+    raw = {s: [] for s in STORES}
+    raw_cpu = {s: [] for s in STORES}
+    flare = {s: [] for s in STORES}
+    cpu = {s: [] for s in STORES}
+    startup = {s: [] for s in STORES}
+    problems: dict[str, list[str]] = {s: [] for s in STORES}
+    repeats = ctx.repeats(3)
+    for rep in range(repeats):
+        settings, produced = await _prepare(ctx, count)
+        console.print(f"[dim]run {rep + 1}/{repeats}: {count:,} changes produced in "
+                      f"{produced.seconds:.1f} s to {settings.topic('documents')}[/]")
+        for store in STORES:
+            rate, details = await _raw_pipe(ctx, settings, count, store)
+            raw[store].append(rate)
+            raw_cpu[store].append(details["cpu_us_per_change"])
+            console.print(f"  raw aiokafka pipe, {store} table: {rate:,.0f} changes/s "
+                          f"({details['cpu_us_per_change']:.0f} µs CPU per change)")
+            rate, details, found = await _flare(ctx, settings, produced, store)
+            flare[store].append(rate)
+            cpu[store].append(details["cpu_us_per_change"])
+            startup[store].append(details["startup_s"])
+            problems[store] += found
+            console.print(f"  flare, {store} store:     {rate:,.0f} changes/s "
+                          f"({details['cpu_us_per_change']:.0f} µs CPU per change; "
+                          f"first change {details['startup_s']:.1f} s after start)")
+            for problem in found:
+                console.print(f"  [red]problem:[/] {problem}")
+    if ctx.profile:
+        await profile(ctx, count)
+    figures = []
+    for store in STORES:
+        figures.append(Figure(
+            key=f"changes_per_s_{store}",
+            title=f"changes agent, {store} table",
+            unit="changes/s", value=median(flare[store]), baseline=median(raw[store]),
+            baseline_title=f"raw aiokafka pipe, {store} table",
+            goal_value=GOAL_RATE, goal_ratio=GOAL_RATIO,
+            samples=flare[store], baseline_samples=raw[store],
+            details={"changes per run": count,
+                     "Flare CPU µs per change": median(cpu[store]),
+                     "raw pipe CPU µs per change": median(raw_cpu[store]),
+                     "Flare start-up until its first change (s)": median(startup[store])},
+            problems=problems[store]))
+    return figures
+
+
+async def profile(ctx, count: int) -> Path:
+    """One Flare run (memory store) under cProfile; print where the time goes."""
+    settings, produced = await _prepare(ctx, count)
+    path = ctx.work / "changes.prof"
+    rate, _, _ = await _flare(ctx, settings, produced, "memory", profile_path=path)
+    for _ in range(50):  # the profile is written as the process exits
+        if path.exists():
+            break
+        await asyncio.sleep(0.2)
+    console.print(f"[bold]profile[/] (cProfile slows the agent down: {rate:,.0f} changes/s "
+                  f"under it) saved to {path}")
+    stats = pstats.Stats(str(path))
+    stats.sort_stats("tottime").print_stats(25)
+    by_package(stats)
+    return path
+
+
+def by_package(stats: pstats.Stats) -> None:
+    """Own time grouped by package: Flare's code against the libraries under it."""
+    totals: dict[str, float] = {}
+    for (filename, _, name), (_, _, own, _, _) in stats.stats.items():
+        if "site-packages/" in filename:
+            group = filename.split("site-packages/")[1].split("/")[0]
+        elif str(ROOT) in filename:
+            group = "flare: " + filename.split(str(ROOT) + "/")[1].split("/")[0]
+        elif filename == "~":
+            group = "builtin: " + name.split(" of ")[0][:40]
+        elif "asyncio" in filename:
+            group = "asyncio"
+        else:
+            group = "other"
+        totals[group] = totals.get(group, 0.0) + own
+    whole = sum(totals.values()) or 1.0
+    for group, seconds in sorted(totals.items(), key=lambda kv: -kv[1])[:15]:
+        console.print(f"  {seconds:7.2f} s  {100 * seconds / whole:5.1f} %  {group}")

@@ -1,0 +1,163 @@
+"""Kafka helpers for the benchmarks: topics, registry, bulk produce, progress, timestamps."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from app.config import Settings
+from bench import workload
+from streams.topics import ensure_topics
+
+
+@contextlib.asynccontextmanager
+async def admin_client(bootstrap: str):
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
+    await admin.start()
+    try:
+        yield admin
+    finally:
+        await admin.close()
+
+
+async def prepare_prefix(settings: Settings) -> None:
+    """Flare's topics for a fresh prefix (as ``flare start`` would create them) and the
+    benchmark registry written to ``<prefix>.resources`` in Flare's own record format."""
+    async with admin_client(settings.kafka_bootstrap) as admin:
+        await ensure_topics(settings, admin)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        for resource in workload.resources():
+            await producer.send_and_wait(settings.topic("resources"),
+                                         orjson.dumps(resource.to_record()),
+                                         key=resource.id.encode())
+    finally:
+        await producer.stop()
+
+
+@dataclass
+class Produced:
+    count: int
+    seconds: float
+    #: partition → (url, revision) of the last message written there
+    last: dict[int, tuple[str, int]]
+
+
+async def produce(bootstrap: str, topic: str, changes: list[workload.Change]) -> Produced:
+    """Write every change, keyed by URL with the default partitioner (as a direct producer
+    would), in big batches; wait for all acknowledgements."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20,
+                                max_batch_size=512 * 1024, compression_type=None)
+    await producer.start()
+    started = time.perf_counter()
+    try:
+        futures = []
+        for change in changes:
+            futures.append(await producer.send(topic, change.value, key=change.key))
+        results = await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    last: dict[int, tuple[str, int]] = {}
+    for change, metadata in zip(changes, results):
+        last[metadata.partition] = (change.url, change.revision)
+    return Produced(len(changes), time.perf_counter() - started, last)
+
+
+async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        if not partitions:
+            await consumer._client.force_metadata_update()
+            partitions = consumer.partitions_for_topic(topic) or set()
+        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
+        return {tp.partition: offset for tp, offset in ends.items()}
+    finally:
+        await consumer.stop()
+
+
+async def committed(bootstrap: str, group: str, topic: str) -> dict[int, int]:
+    """The consumer group's committed offsets on ``topic`` (partition → next offset)."""
+    async with admin_client(bootstrap) as admin:
+        offsets = await admin.list_consumer_group_offsets(group)
+    return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic}
+
+
+async def wait_committed(bootstrap: str, group: str, topic: str, ends: dict[int, int],
+                         timeout: float, on_progress=None) -> float:
+    """Poll the group's committed offsets until they reach ``ends``; return when (monotonic)."""
+    deadline = time.monotonic() + timeout
+    total = sum(ends.values())
+    async with admin_client(bootstrap) as admin:
+        while True:
+            offsets = await admin.list_consumer_group_offsets(group)
+            done = {tp.partition: m.offset for tp, m in offsets.items() if tp.topic == topic}
+            count = sum(min(max(done.get(p, 0), 0), end) for p, end in ends.items())
+            if on_progress is not None:
+                on_progress(count, total)
+            if count >= total:
+                return time.monotonic()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"group {group} committed {count} of {total} on {topic} "
+                                   f"within {timeout:.0f}s")
+            await asyncio.sleep(0.1)
+
+
+@dataclass
+class Span:
+    """What a processor wrote to one output topic, from the records' own timestamps."""
+
+    records: int
+    first_ms: int
+    last_ms: int
+
+    @property
+    def seconds(self) -> float:
+        return max(self.last_ms - self.first_ms, 1) / 1000
+
+    def rate(self) -> float:
+        """Records per second between the first and the last output record."""
+        return (self.records - 1) / self.seconds
+
+
+async def read_span(bootstrap: str, topic: str, timeout: float = 60.0) -> Span:
+    """Read ``topic`` from the beginning to its current end; count records and take the
+    first and last create timestamps (set by the processor's producer when it wrote them)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                auto_offset_reset="earliest", max_poll_records=10000,
+                                fetch_max_bytes=32 * 1024 * 1024,
+                                max_partition_fetch_bytes=8 * 1024 * 1024)
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        if not tps:
+            raise RuntimeError(f"topic {topic} does not exist")
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        count, first, last = 0, None, None
+        deadline = time.monotonic() + timeout
+        remaining = {tp for tp in tps if ends[tp] > 0}
+        while remaining:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"reading {topic} took longer than {timeout:.0f}s")
+            batches = await consumer.getmany(timeout_ms=1000)
+            for tp, messages in batches.items():
+                for m in messages:
+                    count += 1
+                    first = m.timestamp if first is None else min(first, m.timestamp)
+                    last = m.timestamp if last is None else max(last, m.timestamp)
+                if messages and messages[-1].offset + 1 >= ends[tp]:
+                    remaining.discard(tp)
+        return Span(count, first or 0, last or 0)
+    finally:
+        await consumer.stop()
