@@ -9,7 +9,6 @@ or by asking the owner's API once (Faust's assignor knows which process that is)
 
 from __future__ import annotations
 
-import time
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -17,9 +16,10 @@ from starlette.routing import Route
 
 from api.body import read_body
 from api.responses import json_response
-from tables.documents import change_value, check_delete, check_put, decode_document, match
+from tables.documents import change_value, decode_document, match
 from tables.errors import FlareError
 from tables.resources import rfc3339
+from tables.revisions import revision_of
 
 PREFIX = b"/documents/"
 FORWARDED = "x-flare-forwarded"
@@ -58,16 +58,17 @@ async def get_document(request: Request, url: str) -> Response:
 
 async def put_document(request: Request, url: str) -> Response:
     runtime = request.app.state.runtime
-    match(url, runtime.view.find_resource)
+    # SPEC §8 order: the URL and its resource, then the body, then the revision.
+    resource = match(url, runtime.view.resource_index())
     document = decode_document(await read_body(request))
-    check_put(url, document, runtime.view.find_resource, int(time.time()))
+    revision_of(document, resource.field, resource.format)
     await runtime.write_change(url, change_value("put", url, document))
     return Response(status_code=202)
 
 
 async def delete_document(request: Request, url: str) -> Response:
     runtime = request.app.state.runtime
-    check_delete(url, runtime.view.find_resource, int(time.time()))
+    match(url, runtime.view.resource_index())
     await runtime.write_change(url, change_value("delete", url))
     return Response(status_code=202)
 

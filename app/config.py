@@ -42,8 +42,9 @@ class Settings:
     replication_factor: int = 1
     #: Table state on disk (RocksDB) lives here.
     data_dir: str = "var/data"
-    #: Table store: rocksdb (production) or memory (tests).
-    store: str = "rocksdb"
+    #: Table store: memory (default: tables rebuilt from their changelogs at each start) or
+    #: rocksdb (on disk; faster starts, but see docs/architecture.md, Known limits).
+    store: str = "memory"
     log_level: str = "info"
     #: Consumer group session timeout in seconds; Faust's 60 s default joins slowly.
     session_timeout: float = 10.0

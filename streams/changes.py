@@ -18,7 +18,7 @@ import orjson
 
 from app.config import Settings
 from streams.registry_view import RegistryView
-from tables.documents import Rejected, ResourceIndex, apply, parse_message
+from tables.documents import Rejected, apply, parse_message
 
 log = logging.getLogger("flare.changes")
 
@@ -47,24 +47,14 @@ class Changes:
         #: The next stage (fan-out to deliveries), set by the delivery wiring; awaited per change.
         self.on_change = None
         self.rejected_count = 0
-        self._index: ResourceIndex | None = None
         self._changelog = ""  # the table's changelog topic, named once the app is final
-
-    def resource_index(self) -> ResourceIndex:
-        """The registry's resources indexed for matching, rebuilt only when they change."""
-        self._index = ResourceIndex.of(self.view.resources.values(), self._index)
-        return self._index
-
-    def find_resource(self, url: str):
-        """The view's resource matching, with endpoint shapes parsed once per registry state."""
-        return self.resource_index()(url)
 
     async def _process(self, stream: faust.StreamT) -> None:
         self._changelog = self.table.changelog_topic.get_topic_name()
         async for event in stream.events():
             message = event.message
             try:
-                change = parse_message(message.key, message.value, self.resource_index(),
+                change = parse_message(message.key, message.value, self.view.resource_index(),
                                        int(message.timestamp * 1000))
             except Rejected as exc:
                 await self._reject(message, exc.reason)

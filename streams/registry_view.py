@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from app.config import Settings
 from tables.resources import Resource
 from tables.subscriptions import Subscription
-from tables.urls import match_resource
+from tables.documents import ResourceIndex
 
 log = logging.getLogger("flare.registry")
 
@@ -47,6 +47,8 @@ class RegistryView:
         self.caught_up = asyncio.Event()
         #: subscriptions grouped by resource, rebuilt after any subscription record
         self._by_resource: dict[str, list[Subscription]] | None = None
+        #: resources indexed for document matching, rebuilt after any resource record
+        self._index: ResourceIndex | None = None
 
     # -- reading -------------------------------------------------------------------
     def resource(self, resource_id: str) -> Resource | None:
@@ -61,10 +63,15 @@ class RegistryView:
             self._by_resource = grouped
         return self._by_resource.get(resource_id, [])
 
+    def resource_index(self) -> ResourceIndex:
+        """The resources indexed for SPEC §8 matching; the same object until they change."""
+        if self._index is None:
+            self._index = ResourceIndex(self.resources.values())
+        return self._index
+
     def find_resource(self, document_url: str) -> Resource | None:
         """The resource a document URL belongs to (SPEC §8 matching), or None."""
-        resource_id = match_resource(document_url, ((r.id, r.endpoint) for r in self.resources.values()))
-        return None if resource_id is None else self.resources.get(resource_id)
+        return self.resource_index()(document_url)
 
     # -- waiting -------------------------------------------------------------------
     async def wait_for(self, topic: str, offset: int, timeout: float = 10.0) -> None:
@@ -146,6 +153,8 @@ class RegistryView:
         table = self.resources if topic == self.resources_topic else self.subscriptions
         if table is self.subscriptions:
             self._by_resource = None
+        else:
+            self._index = None
         if value is None:
             table.pop(object_id, None)
             return

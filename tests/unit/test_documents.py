@@ -1,0 +1,150 @@
+"""tables/documents.py: changes as the API and the changes agent decide them (SPEC §8, §10)."""
+
+from __future__ import annotations
+
+import itertools
+
+import orjson
+import pytest
+
+from tables.documents import (Change, Rejected, ResourceIndex, apply, change_value,
+                              decode_document, match, parse_message, stored_record)
+from tables.errors import FlareError
+from tables.resources import Resource
+from tables.urls import match_resource
+
+USERS = Resource("r-users", "http://api.test/users/{id}", "version", "", 1)
+DATED = Resource("r-dated", "http://api.test/dated/{id}", "at", "2006-01-02T15:04:05Z07:00", 2)
+ANY = Resource("r-any", "http://api.test/{kind}/{id}", "version", "", 3)
+INDEX = ResourceIndex([USERS, DATED, ANY])
+
+
+def message(**fields) -> bytes:
+    return orjson.dumps(fields)
+
+
+# -- parse_message: what a direct producer's message must be (§10) -------------------------
+
+@pytest.mark.parametrize("key, value, reason", [
+    (b"k", None, "empty value"),                                              # tombstone
+    (b"k", b"{nope", "value is not JSON"),
+    (b"k", b"[1]", "value is not a JSON object"),
+    (b"k", message(action="patch", id="http://api.test/users/1"), "unknown action 'patch'"),
+    (b"k", message(action="put"), "missing 'id'"),
+    (None, message(action="delete", id="http://api.test/users/1"), "missing key"),
+    (b"http://api.test/users/2", message(action="delete", id="http://api.test/users/1"),
+     "differs from id"),
+    (b"http://x.test/a/1", message(action="put", id="http://x.test/a/1", document={"version": 1}),
+     "could not found a resource for this uri"),                              # §8 no match
+    (b"http://api.test/users/1?q", message(action="put", id="http://api.test/users/1?q",
+                                           document={"version": 1}), "invalid id"),  # §8 query
+    (b"http://api.test/users/1", message(action="put", id="http://api.test/users/1"),
+     "missing 'document'"),
+    (b"http://api.test/users/1", message(action="put", id="http://api.test/users/1",
+                                         document={"version": [1]}), "data type not supported"),
+    (b"http://api.test/dated/1", message(action="put", id="http://api.test/dated/1",
+                                         document={"at": "yesterday"}), "error during parse time"),
+])
+def test_rejected_messages_say_why(key, value, reason):
+    with pytest.raises(Rejected) as caught:
+        parse_message(key, value, INDEX, 1_700_000_000_000)
+    assert reason in caught.value.reason
+
+
+def test_put_message_becomes_a_change():
+    url = "http://api.test/users/7"
+    change = parse_message(url.encode(), change_value("put", url, {"version": 4.9}), INDEX,
+                           1_700_000_000_999)
+    assert change == Change("put", url, "r-users", 4, {"version": 4.9}, 1_700_000_000)
+
+
+def test_delete_message_becomes_a_change():
+    url = "http://api.test/orders/7"  # the generic resource: a literal wins only where it differs
+    change = parse_message(url.encode(), change_value("delete", url), INDEX, 5_000)
+    assert change == Change("delete", url, "r-any", None, None, 5)
+
+
+# -- match and decode_document: the API's checks (§8) -------------------------------------
+
+def test_match_validates_the_url_first():
+    with pytest.raises(FlareError) as caught:
+        match("http://api.test/users/1#f", INDEX)
+    assert (caught.value.status, caught.value.title) == (400, "invalid id")
+
+
+def test_match_without_resource_is_404():
+    with pytest.raises(FlareError) as caught:
+        match("http://api.test/a/b/c", INDEX)
+    assert caught.value == FlareError(404, "error during resource search",
+                                      "could not found a resource for this uri 'http://api.test/a/b/c'")
+
+
+@pytest.mark.parametrize("body", [b"", b"nope", b"[1]", b"1", b'"s"', b"null"])
+def test_document_must_be_an_object(body):
+    with pytest.raises(FlareError) as caught:
+        decode_document(body)
+    assert caught.value.title == "invalid body"
+    assert caught.value.detail.startswith("error during body unmarshal")
+
+
+# -- apply: what a change does to the stored document (§8) ----------------------------------
+
+def put(revision: int, name: str = "x") -> Change:
+    return Change("put", "u", "r", revision, {"version": revision, "name": name}, 10)
+
+
+DELETE = Change("delete", "u", "r", None, None, 11)
+
+
+@pytest.mark.parametrize("stored, change, changed, kept", [
+    (None, put(1), True, 1),                           # first put stores
+    (stored_record(put(2)), put(3), True, 3),          # newer replaces
+    (stored_record(put(3)), put(3, "other"), False, 3),  # equal changes nothing
+    (stored_record(put(3)), put(2), False, 3),         # older never overwrites (§12.7)
+])
+def test_highest_revision_wins(stored, change, changed, kept):
+    applied = apply(stored, change)
+    assert applied.changed is changed
+    assert applied.stored["revision"] == kept
+    assert applied.previous == stored
+
+
+def test_delete_removes_and_keeps_the_previous_for_the_fan_out():
+    stored = stored_record(put(4))
+    applied = apply(stored, DELETE)
+    assert (applied.stored, applied.changed, applied.previous) == (None, True, stored)
+
+
+def test_delete_of_nothing_changes_nothing():
+    assert apply(None, DELETE).changed is False
+
+
+def test_stored_record_shape():
+    assert stored_record(put(5)) == {"v": 1, "revision": 5, "content": {"version": 5, "name": "x"},
+                                     "resource": "r", "updatedAt": 10}
+
+
+# -- ResourceIndex: the same answers as match_resource, faster ------------------------------
+
+def test_index_agrees_with_match_resource():
+    resources = [USERS, DATED, ANY,
+                 Resource("r-deep", "http://api.test/users/{id}/items/{item}", "v", "", 4),
+                 Resource("r-other", "https://API.test/users/{id}", "v", "", 5),
+                 Resource("r-port", "http://api.test:8080/users/{id}", "v", "", 6)]
+    index = ResourceIndex(resources)
+    pairs = [(r.id, r.endpoint) for r in resources]
+    hosts = ["http://api.test", "https://api.test", "http://API.test", "http://api.test:8080",
+             "http://other.test"]
+    paths = ["/users/1", "/dated/1", "/orders/1", "/users/1/items/2", "/users", "/users/a+b",
+             "/users/%2F", "/a/b/c"]
+    for host, path in itertools.product(hosts, paths):
+        url = host + path
+        expected = match_resource(url, pairs)
+        found = index(url)
+        assert (found.id if found else None) == expected, url
+
+
+def test_index_of_reuses_an_index_for_the_same_resources():
+    index = ResourceIndex.of([USERS])
+    assert ResourceIndex.of([USERS], index) is index
+    assert ResourceIndex.of([USERS, ANY], index) is not index
