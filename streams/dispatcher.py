@@ -20,6 +20,12 @@ Retries and deliveries pending after a restart are found by a timer over an inde
 keys that wait (rebuilt from the table after each rebalance): pending retries are table
 state, not timers in memory. Different keys never wait on each other (invariant 4); the
 number of requests in flight is bounded by a semaphore.
+
+Replays (after a crash or rebalance the consumer resumes at the last commit, and the table
+is often ahead of it) must change nothing: an outcome applies only when it moves the record
+forward (or, for a retry, answers this process's own request, told by its ``attempt`` id),
+and nothing is sent until the agent has re-read its partitions to the end, shown by a
+``mark`` event it writes to each of them (keyed ``MARK_KEY``) after each rebalance.
 """
 
 from __future__ import annotations
@@ -51,6 +57,8 @@ FULL_SCAN_INTERVAL = 30.0
 #: Key of the catch-up markers the dispatcher writes to its own partitions (never a
 #: subscription's key: those hold a "|").
 MARK_KEY = b"\x00flare.dispatcher.mark"
+#: Seconds after which the markers are written again when one has not come back.
+MARK_RETRY = 30.0
 
 
 def delivery_key(subscription_id: str, document_url: str) -> bytes:
@@ -97,6 +105,7 @@ class Dispatcher:
         self._mark_generation: int | None = None
         self._mark_nonce = ""
         self._marks_pending: set[int] = set()
+        self._marks_sent_at = 0.0
         self._sender: Sender | None = None
         self._slots: asyncio.Semaphore | None = None
         self._tasks: set[asyncio.Task] = set()
@@ -177,7 +186,11 @@ class Dispatcher:
         return DeliveryState() if record is None else DeliveryState.from_record(record)
 
     def _store(self, key: bytes, state: DeliveryState) -> None:
-        self.table[key] = state.to_record()
+        record = state.to_record()
+        # Replayed events (after a restart or rebalance) mostly change nothing: writing the
+        # same record again would only add changelog traffic ahead of the outcome events.
+        if self.table.get(key) != record:
+            self.table[key] = record
         if state.pending is not None and not state.dead:
             self.waiting[key] = state.next_attempt_at
         else:
@@ -230,6 +243,7 @@ class Dispatcher:
         self._mark_generation = generation
         self._mark_nonce = uuid.uuid4().hex
         self._marks_pending = set(actives)
+        self._marks_sent_at = time.monotonic()
         if not actives:
             self._caught_up_generation = generation
             return
@@ -287,8 +301,9 @@ class Dispatcher:
             return
         if not self._caught_up():
             generation = self.app.consumer_generation_id
-            if self._mark_generation != generation:
-                await self._send_marks(generation)
+            if (self._mark_generation != generation
+                    or time.monotonic() - self._marks_sent_at > MARK_RETRY):
+                await self._send_marks(generation)  # again if one never came back
             return
         now = time.time()
         if (self._indexed_generation != self.app.consumer_generation_id
