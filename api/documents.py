@@ -35,6 +35,12 @@ def document_url(request: Request) -> str:
     return url
 
 
+def _registry_ready(request: Request) -> None:
+    """Until the registry is read, "no resource matches" would be a wrong 404: say 503."""
+    if not request.app.state.runtime.view.caught_up.is_set():
+        raise FlareError(503, "service unavailable", "the stream processor is still starting")
+
+
 def _not_found(url: str) -> FlareError:
     return FlareError(404, "error during document search", f"document '{url}' not found")
 
@@ -75,6 +81,8 @@ async def delete_document(request: Request, url: str) -> Response:
 
 async def document(request: Request) -> Response:
     url = document_url(request)
+    if request.method != "GET":
+        _registry_ready(request)
     if request.method == "PUT":
         return await put_document(request, url)
     if request.method == "DELETE":

@@ -22,8 +22,8 @@ def configure_logging(level: str) -> None:
         format="[%(asctime)s] %(levelname)s %(name)s: %(message)s",
         force=True,
     )
-    # Faust and aiokafka are chatty at info; their warnings still show.
-    for noisy in ("faust", "mode", "aiokafka"):
+    # Faust, aiokafka and httpx (a line per delivery) are chatty at info; warnings still show.
+    for noisy in ("faust", "mode", "aiokafka", "httpx"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 

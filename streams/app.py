@@ -11,9 +11,11 @@ from pathlib import Path
 import faust
 
 from app.config import Settings
+from streams import faust_fixes
 
 
 def build_faust_app(settings: Settings) -> faust.App:
+    faust_fixes.apply()
     # faust.stores.rocksdb uses the rocksdict package when python-rocksdb is absent.
     store = "rocksdb://" if settings.store == "rocksdb" else "memory://"
     return faust.App(
