@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from tests.integration.delivery_support import (RFC3339, Server, delete, new_resource, put,
+from tests.integration.delivery_support import (RFC3339, delete, new_resource, put,
                                                 seen, subscribe, wait_count)
 from tests.receiver import Receiver
 
@@ -223,7 +223,7 @@ def test_envelope_without_document(flare, receiver):
 def test_redirects_are_not_followed(flare):
     """A 302 counts as its status: discarded when listed there, else retried."""
     landing = Receiver().up()
-    server = Server(redirect_to=f"{landing.url}/landing").up()
+    server = Receiver(redirect_to=f"{landing.url}/landing").up()
     try:
         rid, base = new_resource(flare)
         subscribe(flare, rid, f"{server.url}/d/{{id}}", discard=(302,))

@@ -14,9 +14,8 @@ import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from tests.flare_process import poll
-from tests.integration.delivery_support import (FAST, Server, always, delete, deliveries,
-                                                new_resource, new_secret, put, seen,
-                                                stop_scripting, subscribe, wait_count)
+from tests.integration.delivery_support import (FAST, always, delete, deliveries,
+                                                new_resource, new_secret, put, seen, subscribe, wait_count)
 from tests.receiver import Receiver
 
 pytestmark = pytest.mark.integration
@@ -122,7 +121,7 @@ def test_newer_revisions_replace_a_failing_one(flare):
 
 
 def test_one_request_in_flight_per_document_and_subscription(flare):
-    server = Server().up()
+    server = Receiver().up()
     try:
         server.hang("/s/1")  # the first request gets no answer until released
         rid, base = new_resource(flare)
@@ -177,7 +176,7 @@ def test_failing_document_does_not_slow_another(flare, receiver):
 
 def test_document_in_flight_does_not_hold_up_another(flare):
     """A request that gets no answer (up to the 10 s attempt timeout) blocks only its key."""
-    server = Server().up()
+    server = Receiver().up()
     try:
         server.hang("/s/slow")
         rid, base = new_resource(flare)
@@ -250,7 +249,7 @@ def test_gives_up_into_dead_then_redrive_sends_it(flare, receiver):
     wait_count(receiver, "/s/2", 1)
     assert len(receiver.received("/s/1")) == attempts
 
-    stop_scripting(receiver, "/s/1")
+    receiver.stop_scripting("/s/1")
     answer = flare.post(f"/resources/{rid}/subscriptions/{sid}/deliveries/redrive")
     assert (answer.status_code, answer.content) == (202, b"")
     got = wait_count(receiver, "/s/1", attempts + 1)
