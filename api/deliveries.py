@@ -1,7 +1,8 @@
 """Deliveries of one subscription (SPEC §9.6): list pending or dead ones, redrive the dead.
 
 The deliveries table is partitioned across Flare processes, so the process that answers
-asks every other member once (Faust's assignor knows their URLs) and merges the answers.
+asks every other member once (the dispatcher group's assignor knows their URLs,
+streams/ownership.py) and merges the answers.
 """
 
 from __future__ import annotations
@@ -30,12 +31,8 @@ def _subscription_or_404(request: Request) -> str:
 
 def _other_members(request: Request) -> list[str]:
     runtime = request.app.state.runtime
-    try:
-        hosts = runtime.app.router.tables_metadata().keys()
-    except Exception:
-        return []
     me = runtime.settings.canonical_url
-    return [str(h).rstrip("/") for h in hosts if str(h).rstrip("/") != me]
+    return sorted(h.rstrip("/") for h in runtime.dispatcher.members() if h.rstrip("/") != me)
 
 
 async def _ask_others(request: Request, method: str) -> list:

@@ -48,7 +48,7 @@ def _not_found(url: str) -> FlareError:
 async def get_document(request: Request, url: str) -> Response:
     runtime = request.app.state.runtime
     if FORWARDED not in request.headers:
-        owner = runtime.changes.owner_url(url)
+        owner = runtime.changes.owner_of(url)
         if owner and owner.rstrip("/") != runtime.settings.canonical_url:
             answer = await runtime.http.get(f"{owner.rstrip('/')}/documents/{url}",
                                             headers={FORWARDED: "1"})

@@ -28,14 +28,15 @@ def configure_logging(level: str) -> None:
 
 
 def build_runtime(settings: Settings) -> Runtime:
-    """The stream side: the Faust app with its agents, the registry view, the registry."""
+    """The stream side: the Faust app with its agents, the registry view, the registry,
+    and the changes stage (its own batch loop, streams/changes.py)."""
     app = build_faust_app(settings)
     view = RegistryView(settings)
     registry = Registry(settings, view)
     register_registry_agent(app, settings, registry)
-    changes = Changes(app, settings, view)
-    dispatcher = Dispatcher(app, settings, view)
-    changes.on_change = dispatcher.fan_out
+    changes = Changes(settings, view)
+    dispatcher = Dispatcher(settings, view)
+    changes.offers = dispatcher.offers
     return Runtime(settings, app, view, registry, changes, dispatcher)
 
 

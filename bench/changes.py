@@ -1,13 +1,14 @@
-"""Change processing: changes/s through the changes agent, next to a raw aiokafka pipe.
+"""Change processing: changes/s through the changes stage, next to a raw aiokafka pipe.
 
 One repetition:
   1. a fresh topic prefix: Flare's topics, the benchmark registry (bench/workload.py);
   2. ``COUNT`` valid puts produced straight to ``<prefix>.documents`` (as a direct producer
      would, SPEC §10), before anything consumes them;
-  3. per table store (memory, rocksdb): the raw pipe (bench/rawpipe.py, its own process,
-     a dict or a RocksDB table) consumes them all, then a ``flare start`` process with that
-     store and an app id of its own consumes them all; the benchmark watches its committed
-     offsets until they reach the end of the topic, then stops it.
+  3. the raw pipe (bench/rawpipe.py, its own process, a dict as its table) consumes them
+     all, then a ``flare start`` process with an app id of its own consumes them all; the
+     benchmark watches the changes group's committed offsets until they reach the end of
+     the topic, then stops it. (The documents table is a dict per partition rebuilt from
+     its changelog, whatever the Faust store setting: streams/changes.py.)
 Rate = output records / time between the first and the last output record, from the
 records' own timestamps (the documents changelog for Flare, the pipe's changelog-like topic
 for the pipe): start-up and shutdown are excluded the same way for both, and nothing polls
@@ -33,12 +34,13 @@ from bench import kafka, workload
 from bench.process import CpuSampler, ProfiledFlare
 from bench.rawpipe import OUTPUT
 from bench.report import Figure, console, median
+from streams.changes import changelog_topic, changes_group
 from tests.flare_process import FlareProcess, unique_name
 
 NAME = "changes"
 COUNT = 50_000
 DOCUMENTS = 10_000
-STORES = ("memory", "rocksdb")
+STORES = ("memory",)
 GOAL_RATE = 10_000
 GOAL_RATIO = 0.25
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,9 +92,11 @@ async def _flare(ctx, settings: Settings, produced: kafka.Produced, store: str,
             with console.status(f"flare ({store} store) consuming") as status:
                 def progress(done: int, total: int) -> None:
                     status.update(f"flare ({store} store) consuming: {done:,}/{total:,} committed")
-                await kafka.wait_committed(ctx.bootstrap, app_id, source, ends, timeout=300,
+                await kafka.wait_committed(ctx.bootstrap, changes_group(Settings(app_id=app_id)),
+                                           source, ends, timeout=300,
                                            on_progress=progress)
-            span = await kafka.read_span(ctx.bootstrap, f"{app_id}-documents-changelog")
+            span = await kafka.read_span(ctx.bootstrap,
+                                         changelog_topic(Settings(app_id=app_id)))
         used = cpu.between(span.first_ms / 1000, span.last_ms / 1000)
         # Checks: every change applied once, nothing parked, the table readable.
         if span.records != produced.count:
@@ -151,7 +155,7 @@ async def run(ctx) -> list[Figure]:
     for store in STORES:
         figures.append(Figure(
             key=f"changes_per_s_{store}",
-            title=f"changes agent, {store} table",
+            title=f"changes stage, {store} table",
             unit="changes/s", value=median(flare[store]), baseline=median(raw[store]),
             baseline_title=f"raw aiokafka pipe, {store} table",
             goal_value=GOAL_RATE, goal_ratio=GOAL_RATIO,

@@ -3,8 +3,9 @@
 Order (each step waits for the one before):
   1. reach the broker, retrying with a clear log line while it is down;
   2. create Flare's topics (streams/topics.py);
-  3. start the producer, read the registry topics to their end, start the Faust app;
-  4. ready once the consumer has joined its group and the tables are recovered.
+  3. start the producer, read the registry topics to their end, start the Faust app and
+     the changes stage;
+  4. ready once both consumers have joined their groups and the tables are recovered.
 The HTTP API is served from the first moment, so /readyz can say which step is pending.
 """
 
@@ -68,6 +69,10 @@ class Runtime:
             return False, "recovering tables"
         if not self.app.consumer.assignment():
             return False, "waiting to join the consumer group"
+        for stage in (self.changes, self.dispatcher):
+            why = stage.readiness()
+            if why is not None:
+                return False, why
         return True, "ready"
 
     # -- writes --------------------------------------------------------------------
@@ -122,6 +127,8 @@ class Runtime:
             self.app.finalize()
             self._started = True  # stop() must stop even a half-started app (its threads)
             await self.app.maybe_start()
+            await self.changes.start()
+            await self.dispatcher.start()
             self.state = "running"
             self.reason = "joining the consumer group"
             # Step 4 is observed by readiness(); keep watching the broker meanwhile.
@@ -171,13 +178,14 @@ class Runtime:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
+        for stage in (self.changes, self.dispatcher):
+            with contextlib.suppress(Exception):
+                await stage.stop()
         if self._started:
             try:
                 await self.app.stop()
             except Exception:
                 log.exception("stopping the stream processor failed")
-        with contextlib.suppress(Exception):
-            await self.dispatcher.close()
         with contextlib.suppress(Exception):
             await self.view.stop()
         if self.producer is not None:

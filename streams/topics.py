@@ -42,6 +42,11 @@ def flare_topics(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.topic("registry.commands"), 1, compacted=False),
         # One event per subscriber that may need a message; key: subscription|document.
         TopicSpec(settings.topic("deliveries"), n, compacted=False),
+        # The documents table of the changes stage (streams/changes.py); per app id, like
+        # the changelogs Faust created for its tables; partitioned as their source topic.
+        TopicSpec(f"{settings.app_id}-documents-changelog", n, compacted=True),
+        # The deliveries table of the dispatcher (streams/dispatcher.py), the same way.
+        TopicSpec(f"{settings.app_id}-deliveries-changelog", n, compacted=True),
     ]
 
 

@@ -160,13 +160,6 @@ def delivered_versions(receiver: Receiver, prefix: str) -> dict[int, list[tuple[
     return seen
 
 
-# Known product bug, kept visible rather than hidden: in about 2 runs of 7 (after the
-# recovery fix in streams/faust_fixes.py; 3 of 11 before it) Faust 0.15.3 commits past
-# documents messages the changes agent never processed after a restart, so a change is
-# lost and this test fails on "every subscriber holds the latest revision". Open in the
-# delivery issue; remove the marker once the loss is fixed. XPASS is the usual outcome.
-@pytest.mark.xfail(strict=False, reason="Faust can skip documents messages after a SIGKILL "
-                   "restart (faust-streaming #216 family); see docs/architecture.md")
 def test_sigkill_while_changes_and_deliveries_flow(flare_factory, tmp_path):
     started = time.monotonic()
     rng = random.Random()
@@ -279,10 +272,6 @@ def test_sigkill_while_changes_and_deliveries_flow(flare_factory, tmp_path):
         receiver.down()
 
 
-# Same known bug as above (seen once in a fresh-clone run with the memory store: a
-# document stayed behind its last accepted revision after the restart). Remove with it.
-@pytest.mark.xfail(strict=False, reason="Faust can skip documents messages after a SIGKILL "
-                   "restart (faust-streaming #216 family); see docs/architecture.md")
 @pytest.mark.parametrize("store", ["rocksdb", "memory"])
 def test_sigkill_right_after_the_last_202_loses_nothing(flare_factory, store):
     """Invariant 1: 202s answered just before a SIGKILL; after the restart every accepted
