@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-STORES = ("rocksdb", "memory")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -40,11 +39,9 @@ class Settings:
     partitions: int = 4
     #: Replication factor of Flare's topics (3 on a production cluster).
     replication_factor: int = 1
-    #: Table state on disk (RocksDB) lives here.
+    #: Local files of the stream processor (Faust's data directory). The tables themselves
+    #: are read again from their changelog topics at each start (docs/architecture.md).
     data_dir: str = "var/data"
-    #: Table store: memory (default: tables rebuilt from their changelogs at each start) or
-    #: rocksdb (on disk; faster starts, but see docs/architecture.md, Known limits).
-    store: str = "memory"
     log_level: str = "info"
     #: Consumer group session timeout in seconds; Faust's 60 s default joins slowly.
     session_timeout: float = 10.0
@@ -60,8 +57,6 @@ class Settings:
     delivery_concurrency: int = 256
 
     def __post_init__(self) -> None:
-        if self.store not in STORES:
-            raise ConfigError(f"store must be one of {', '.join(STORES)}, not {self.store!r}")
         if self.log_level not in LOG_LEVELS:
             raise ConfigError(f"log_level must be one of {', '.join(LOG_LEVELS)}, not {self.log_level!r}")
         if not 0 < self.http_port < 65536:

@@ -34,7 +34,6 @@ CONNECTIONS = 64
 DOCUMENTS = 10_000
 WARMUP = 3.0
 DURATION = 12.0
-STORE = "rocksdb"  # production's table store (the agent runs in the same process)
 GOAL_RATIO = 0.5
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -81,7 +80,7 @@ async def _flare(ctx, warmup: float, duration: float) -> tuple[LoadResult, float
     settings = Settings(kafka_bootstrap=ctx.bootstrap, topic_prefix=prefix, app_id=prefix)
     await kafka.prepare_prefix(settings)
     flare = FlareProcess(bootstrap=ctx.bootstrap, data_dir=ctx.work / prefix, prefix=prefix,
-                         app_id=prefix, store=STORE, env={"FLARE_LOG_LEVEL": "warning"})
+                         app_id=prefix, env={"FLARE_LOG_LEVEL": "warning"})
     problems: list[str] = []
     try:
         with console.status("starting flare"):
@@ -127,7 +126,7 @@ async def run(ctx) -> list[Figure]:
     best = max(flare, key=lambda r: r.rate)
     return [Figure(
         key="api_put_per_s",
-        title=f"PUT /documents ({CONNECTIONS} connections, {STORE} store)",
+        title=f"PUT /documents ({CONNECTIONS} connections)",
         unit="PUT/s", value=median([r.rate for r in flare]),
         baseline=median([r.rate for r in minimal]), baseline_title="minimal Starlette endpoint",
         goal_ratio=GOAL_RATIO,

@@ -7,8 +7,7 @@ One repetition:
   3. the raw pipe (bench/rawpipe.py, its own process, a dict as its table) consumes them
      all, then a ``flare start`` process with an app id of its own consumes them all; the
      benchmark watches the changes group's committed offsets until they reach the end of
-     the topic, then stops it. (The documents table is a dict per partition rebuilt from
-     its changelog, whatever the Faust store setting: streams/changes.py.)
+     the topic, then stops it.
 Rate = output records / time between the first and the last output record, from the
 records' own timestamps (the documents changelog for Flare, the pipe's changelog-like topic
 for the pipe): start-up and shutdown are excluded the same way for both, and nothing polls
@@ -40,7 +39,6 @@ from tests.flare_process import FlareProcess, unique_name
 NAME = "changes"
 COUNT = 50_000
 DOCUMENTS = 10_000
-STORES = ("memory",)
 GOAL_RATE = 10_000
 GOAL_RATIO = 0.25
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,15 +54,14 @@ async def _prepare(ctx, count: int) -> tuple[Settings, kafka.Produced]:
     return settings, produced
 
 
-async def _raw_pipe(ctx, settings: Settings, count: int, store: str) -> tuple[float, dict]:
-    output = settings.topic(f"{OUTPUT}-{store}")
+async def _raw_pipe(ctx, settings: Settings, count: int) -> tuple[float, dict]:
+    output = settings.topic(OUTPUT)
     async with kafka.admin_client(ctx.bootstrap) as admin:
         await admin.create_topics([NewTopic(output, settings.partitions, 1)])
-    directory = ctx.work / f"{settings.topic_prefix}-rawpipe-{store}"
-    with console.status(f"raw aiokafka pipe ({store} table) consuming"):
+    with console.status("raw aiokafka pipe consuming"):
         done = await asyncio.to_thread(
             subprocess.run, [sys.executable, "-m", "bench.rawpipe", ctx.bootstrap,
-                             settings.topic_prefix, str(count), store, str(directory)],
+                             settings.topic_prefix, str(count)],
             capture_output=True, text=True, cwd=str(ROOT), timeout=300)
     if done.returncode != 0:
         raise RuntimeError(f"raw pipe failed:\n{done.stderr[-3000:]}")
@@ -75,28 +72,26 @@ async def _raw_pipe(ctx, settings: Settings, count: int, store: str) -> tuple[fl
     return span.rate(), details
 
 
-async def _flare(ctx, settings: Settings, produced: kafka.Produced, store: str,
+async def _flare(ctx, settings: Settings, produced: kafka.Produced,
                  profile_path: Path | None = None) -> tuple[float, dict, list[str]]:
-    app_id = f"{settings.topic_prefix}-{store}"
+    app_id = f"{settings.topic_prefix}-flare"
     source = settings.topic("documents")
     kind = ProfiledFlare if profile_path else FlareProcess
     extra = {"profile_path": profile_path} if profile_path else {}
     flare = kind(bootstrap=ctx.bootstrap, data_dir=ctx.work / app_id, prefix=settings.topic_prefix,
-                 app_id=app_id, store=store, env={"FLARE_LOG_LEVEL": "warning"}, **extra)
+                 app_id=app_id, env={"FLARE_LOG_LEVEL": "warning"}, **extra)
     ends = await kafka.end_offsets(ctx.bootstrap, source)
     problems: list[str] = []
     started = time.time()
     flare.start(wait_ready=False)
     try:
         with CpuSampler(flare.process.pid) as cpu:
-            with console.status(f"flare ({store} store) consuming") as status:
+            with console.status("flare consuming") as status:
                 def progress(done: int, total: int) -> None:
-                    status.update(f"flare ({store} store) consuming: {done:,}/{total:,} committed")
+                    status.update(f"flare consuming: {done:,}/{total:,} committed")
                 await kafka.wait_committed(ctx.bootstrap, changes_group(Settings(app_id=app_id)),
-                                           source, ends, timeout=300,
-                                           on_progress=progress)
-            span = await kafka.read_span(ctx.bootstrap,
-                                         changelog_topic(Settings(app_id=app_id)))
+                                           source, ends, timeout=300, on_progress=progress)
+            span = await kafka.read_span(ctx.bootstrap, changelog_topic(Settings(app_id=app_id)))
         used = cpu.between(span.first_ms / 1000, span.last_ms / 1000)
         # Checks: every change applied once, nothing parked, the table readable.
         if span.records != produced.count:
@@ -122,57 +117,53 @@ async def _flare(ctx, settings: Settings, produced: kafka.Produced, store: str,
 
 async def run(ctx) -> list[Figure]:
     count = 10_000 if ctx.quick else COUNT
-    raw = {s: [] for s in STORES}
-    raw_cpu = {s: [] for s in STORES}
-    flare = {s: [] for s in STORES}
-    cpu = {s: [] for s in STORES}
-    startup = {s: [] for s in STORES}
-    problems: dict[str, list[str]] = {s: [] for s in STORES}
+    raw: list[float] = []
+    raw_cpu: list[float] = []
+    flare: list[float] = []
+    cpu: list[float] = []
+    startup: list[float] = []
+    problems: list[str] = []
     repeats = ctx.repeats(3)
     for rep in range(repeats):
         settings, produced = await _prepare(ctx, count)
         console.print(f"[dim]run {rep + 1}/{repeats}: {count:,} changes produced in "
                       f"{produced.seconds:.1f} s to {settings.topic('documents')}[/]")
-        for store in STORES:
-            rate, details = await _raw_pipe(ctx, settings, count, store)
-            raw[store].append(rate)
-            raw_cpu[store].append(details["cpu_us_per_change"])
-            console.print(f"  raw aiokafka pipe, {store} table: {rate:,.0f} changes/s "
-                          f"({details['cpu_us_per_change']:.0f} µs CPU per change)")
-            rate, details, found = await _flare(ctx, settings, produced, store)
-            flare[store].append(rate)
-            cpu[store].append(details["cpu_us_per_change"])
-            startup[store].append(details["startup_s"])
-            problems[store] += found
-            console.print(f"  flare, {store} store:     {rate:,.0f} changes/s "
-                          f"({details['cpu_us_per_change']:.0f} µs CPU per change; "
-                          f"first change {details['startup_s']:.1f} s after start)")
-            for problem in found:
-                console.print(f"  [red]problem:[/] {problem}")
+        rate, details = await _raw_pipe(ctx, settings, count)
+        raw.append(rate)
+        raw_cpu.append(details["cpu_us_per_change"])
+        console.print(f"  raw aiokafka pipe: {rate:,.0f} changes/s "
+                      f"({details['cpu_us_per_change']:.0f} µs CPU per change)")
+        rate, details, found = await _flare(ctx, settings, produced)
+        flare.append(rate)
+        cpu.append(details["cpu_us_per_change"])
+        startup.append(details["startup_s"])
+        problems += found
+        console.print(f"  flare changes stage: {rate:,.0f} changes/s "
+                      f"({details['cpu_us_per_change']:.0f} µs CPU per change; "
+                      f"first change {details['startup_s']:.1f} s after start)")
+        for problem in found:
+            console.print(f"  [red]problem:[/] {problem}")
     if ctx.profile:
         await profile(ctx, count)
-    figures = []
-    for store in STORES:
-        figures.append(Figure(
-            key=f"changes_per_s_{store}",
-            title=f"changes stage, {store} table",
-            unit="changes/s", value=median(flare[store]), baseline=median(raw[store]),
-            baseline_title=f"raw aiokafka pipe, {store} table",
-            goal_value=GOAL_RATE, goal_ratio=GOAL_RATIO,
-            samples=flare[store], baseline_samples=raw[store],
-            details={"changes per run": count,
-                     "Flare CPU µs per change": median(cpu[store]),
-                     "raw pipe CPU µs per change": median(raw_cpu[store]),
-                     "Flare start-up until its first change (s)": median(startup[store])},
-            problems=problems[store]))
-    return figures
+    return [Figure(
+        key="changes_per_s",
+        title="changes stage",
+        unit="changes/s", value=median(flare), baseline=median(raw),
+        baseline_title="raw aiokafka pipe",
+        goal_value=GOAL_RATE, goal_ratio=GOAL_RATIO,
+        samples=flare, baseline_samples=raw,
+        details={"changes per run": count,
+                 "Flare CPU µs per change": median(cpu),
+                 "raw pipe CPU µs per change": median(raw_cpu),
+                 "Flare start-up until its first change (s)": median(startup)},
+        problems=problems)]
 
 
 async def profile(ctx, count: int) -> Path:
-    """One Flare run (memory store) under cProfile; print where the time goes."""
+    """One Flare run under cProfile; print where the time goes."""
     settings, produced = await _prepare(ctx, count)
     path = ctx.work / "changes.prof"
-    rate, _, _ = await _flare(ctx, settings, produced, "memory", profile_path=path)
+    rate, _, _ = await _flare(ctx, settings, produced, profile_path=path)
     for _ in range(50):  # the profile is written as the process exits
         if path.exists():
             break

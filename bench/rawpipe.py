@@ -8,12 +8,7 @@ park bad messages on a rejected topic; every second, wait for the acknowledgemen
 (acks=all) of everything produced so far and commit the consumer offsets (at-least-once,
 like the agent).
 
-With ``STORE`` ``rocksdb`` the pipe keeps its table in RocksDB (rocksdict, one database,
-default options, the encoded record stored as it is produced) instead of a dict: the
-baseline for Flare's RocksDB-backed table.
-
-Run alone: ``python -m bench.rawpipe BOOTSTRAP PREFIX COUNT [STORE DIR]`` (prints a JSON
-summary).
+Run alone: ``python -m bench.rawpipe BOOTSTRAP PREFIX COUNT`` (prints a JSON summary).
 """
 
 from __future__ import annotations
@@ -28,6 +23,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from app.config import Settings
 from bench import workload
 from streams.registry_view import RegistryView
+from streams.stage import FETCH_BYTES, MAX_BATCH
 from tables.documents import Rejected, ResourceIndex, apply, parse_message
 
 OUTPUT = "rawpipe-changelog"
@@ -35,31 +31,8 @@ COMMIT_INTERVAL = 1.0
 
 
 
-class RocksTable:
-    """The pipe's table in RocksDB: JSON bytes by key, like a changelog record."""
-
-    def __init__(self, path: str) -> None:
-        from rocksdict import Rdict
-
-        self.db = Rdict(path)
-
-    def get(self, key: bytes):
-        value = self.db.get(key)
-        return None if value is None else orjson.loads(value)
-
-    def put(self, key: bytes, encoded: bytes) -> None:
-        self.db.put(key, encoded)
-
-    def delete(self, key: bytes) -> None:
-        self.db.delete(key)
-
-    def close(self) -> None:
-        self.db.close()
-
-
-async def run(bootstrap: str, prefix: str, count: int, store: str = "memory",
-              directory: str = "") -> dict:
-    settings = Settings(kafka_bootstrap=bootstrap, topic_prefix=prefix, store="memory")
+async def run(bootstrap: str, prefix: str, count: int) -> dict:
+    settings = Settings(kafka_bootstrap=bootstrap, topic_prefix=prefix)
     view = RegistryView(settings)
     view.resources = {r.id: r for r in workload.resources()}
     index = None
@@ -69,24 +42,24 @@ async def run(bootstrap: str, prefix: str, count: int, store: str = "memory",
         index = ResourceIndex.of(view.resources.values(), index)
         return index
 
-    source, changelog = settings.topic("documents"), settings.topic(f"{OUTPUT}-{store}")
+    source, changelog = settings.topic("documents"), settings.topic(OUTPUT)
     rejected_topic = settings.topic("documents.rejected")
     consumer = AIOKafkaConsumer(source, bootstrap_servers=bootstrap,
-                                group_id=f"{prefix}-rawpipe-{store}",
+                                group_id=f"{prefix}-rawpipe",
                                 enable_auto_commit=False, auto_offset_reset="earliest",
-                                max_poll_records=1000)
-    # The same producer settings as Flare's Faust app (streams/app.py).
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20)
+                                max_poll_records=MAX_BATCH, max_partition_fetch_bytes=FETCH_BYTES)
+    # The same client settings as Flare's stages (streams/stage.py).
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
+                                enable_idempotence=True, max_batch_size=256 * 1024)
     await producer.start()
     await consumer.start()
-    rocks = RocksTable(directory) if store == "rocksdb" else None
     table: dict[bytes, dict] = {}
     done = rejected = 0
     started = cpu_started = None
     try:
         committed_at = time.monotonic()
         while done < count:
-            batches = await consumer.getmany(timeout_ms=1000)
+            batches = await consumer.getmany(timeout_ms=1000, max_records=MAX_BATCH)
             if started is None and batches:
                 started = time.perf_counter()
                 cpu_started = time.process_time()
@@ -101,22 +74,15 @@ async def run(bootstrap: str, prefix: str, count: int, store: str = "memory",
                         await producer.send(rejected_topic, message.value, key=message.key,
                                             headers=[("flare-reason", exc.reason.encode())])
                         continue
-                    stored = table.get(message.key) if rocks is None else rocks.get(message.key)
-                    applied = apply(stored, change)
+                    applied = apply(table.get(message.key), change)
                     if not applied.changed:
                         continue
                     if applied.stored is None:
                         value = None
-                        if rocks is None:
-                            del table[message.key]
-                        else:
-                            rocks.delete(message.key)
+                        del table[message.key]
                     else:
                         value = orjson.dumps(applied.stored)
-                        if rocks is None:
-                            table[message.key] = applied.stored
-                        else:
-                            rocks.put(message.key, value)
+                        table[message.key] = applied.stored
                     await producer.send(changelog, value, key=message.key, partition=tp.partition)
             # At-least-once, like Faust: offsets are committed only once everything produced
             # for the messages before them is acknowledged; not per batch (that would wait
@@ -130,17 +96,13 @@ async def run(bootstrap: str, prefix: str, count: int, store: str = "memory",
     finally:
         await consumer.stop()
         await producer.stop()
-        if rocks is not None:
-            rocks.close()
     return {"processed": done, "rejected": rejected, "seconds": seconds, "cpu_seconds": cpu_seconds,
             "rate": done / seconds if seconds else 0.0}
 
 
 def main() -> None:
     bootstrap, prefix, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    store, directory = (sys.argv[4], sys.argv[5]) if len(sys.argv) > 5 else ("memory", "")
-    print(orjson.dumps(asyncio.run(run(bootstrap, prefix, count, store, directory))).decode(),
-          flush=True)
+    print(orjson.dumps(asyncio.run(run(bootstrap, prefix, count))).decode(), flush=True)
 
 
 if __name__ == "__main__":

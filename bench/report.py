@@ -141,7 +141,7 @@ def machine(kafka: str) -> dict[str, Any]:
         "kafka": kafka,
         "os": f"{platform.system()} {platform.release()}",
         "packages": {p: _version(p) for p in ("faust-streaming", "aiokafka", "starlette",
-                                              "uvicorn", "orjson", "rocksdict")},
+                                              "uvicorn", "orjson", "httpx", "aiohttp")},
     }
 
 

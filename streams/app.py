@@ -16,12 +16,10 @@ from streams import faust_fixes
 
 def build_faust_app(settings: Settings) -> faust.App:
     faust_fixes.apply()
-    # faust.stores.rocksdb uses the rocksdict package when python-rocksdb is absent.
-    store = "rocksdb://" if settings.store == "rocksdb" else "memory://"
     return faust.App(
         settings.app_id,
         broker=[f"kafka://{b.strip()}" for b in settings.kafka_bootstrap.split(",")],
-        store=store,
+        store="memory://",  # Faust keeps no table of ours (streams/stage.py)
         datadir=str(Path(settings.data_dir) / "faust"),
         web_enabled=False,
         # Faust tells every member where the owner of a partition answers: our API.

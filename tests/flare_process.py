@@ -42,7 +42,7 @@ def poll(condition: Callable[[], T], timeout: float = 30.0, interval: float = 0.
 class FlareProcess:
     def __init__(self, *, bootstrap: str, data_dir: Path, prefix: str | None = None,
                  app_id: str | None = None, port: int | None = None,
-                 store: str = "memory", env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None) -> None:
         self.prefix = prefix or unique_name("t")
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
@@ -53,7 +53,6 @@ class FlareProcess:
             "FLARE_TOPIC_PREFIX": self.prefix,
             "FLARE_APP_ID": app_id or self.prefix,
             "FLARE_DATA_DIR": str(self.data_dir),
-            "FLARE_STORE": store,
             "FLARE_SESSION_TIMEOUT": "6",
             "FLARE_ALLOW_PRIVATE_TARGETS": "true",
             "FLARE_LOG_LEVEL": "info",

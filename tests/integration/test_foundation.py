@@ -44,8 +44,8 @@ def test_broker_down_gives_503_with_reason_and_no_traceback(flare_factory, tmp_p
     assert process.readyz().status_code == 503
 
 
-def test_restart_on_the_same_data_with_rocksdb(flare_factory, tmp_path):
-    process = flare_factory(store="rocksdb", data_dir=tmp_path / "kept").start()
+def test_restart_on_the_same_data(flare_factory, tmp_path):
+    process = flare_factory(data_dir=tmp_path / "kept").start()
     created = process.post("/resources", json={"endpoint": "http://api.test/users/{id}",
                                                "change": {"field": "version"}})
     assert created.status_code == 201

@@ -178,7 +178,7 @@ def test_two_processes(pair):
 # -- restart --------------------------------------------------------------------------
 
 def test_restart_keeps_the_registry(flare_factory, tmp_path):
-    process = flare_factory(store="rocksdb", data_dir=tmp_path / "kept").start()
+    process = flare_factory(data_dir=tmp_path / "kept").start()
     host = f"{unique_name('api')}.test"
     resources = []
     for i in range(5):
