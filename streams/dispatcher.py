@@ -50,6 +50,7 @@ from streams.stage import Stage, Table
 from tables.delivery import (DeliveryState, PendingChange, due, next_action, offer, on_outcome,
                              redrive, webhook_id)
 from tables.documents import Applied, Change
+from tables.due import DueIndex
 from tables.outcome import Outcome, classify
 from tables.request import build_request
 
@@ -79,6 +80,8 @@ def state_of(record: dict[str, Any] | None) -> DeliveryState:
 
 class Dispatcher(Stage):
     label = "dispatcher"
+    #: A delivery changes its key twice in quick succession (offered, then delivered).
+    buffer_changelog = True
 
     def __init__(self, settings: Settings, view: RegistryView) -> None:
         super().__init__(settings, settings.topic("deliveries"), deliveries_group(settings),
@@ -86,8 +89,9 @@ class Dispatcher(Stage):
         self.view = view
         #: keys with a request in flight (memory only: a crash ends them)
         self.inflight: set[bytes] = set()
-        #: keys with a change waiting → when it is due (an index over the owned tables)
-        self.waiting: dict[bytes, float] = {}
+        #: keys with a change waiting and no request in flight → when it is due (an index
+        #: over the owned tables; a request in flight indexes its key again when it ends)
+        self.waiting = DueIndex()
         #: partition → the source offset its replay must reach before anything is sent
         self._catching_up: dict[int, int] = {}
         self._sender: Sender | None = None
@@ -200,7 +204,7 @@ class Dispatcher(Stage):
         """The subscription is gone: its deliveries stop and its records go."""
         if key in table:
             await self.write(partition, key, None)
-        self.waiting.pop(key, None)
+        self.waiting.discard(key)
 
     async def _settle(self, partition: int, table: Table, key: bytes, state: DeliveryState,
                       now: float) -> None:
@@ -215,12 +219,13 @@ class Dispatcher(Stage):
         # add changelog traffic.
         if table.get(key) != record:
             await self.write(partition, key, record)
-        if state.pending is not None and not state.dead:
-            self.waiting[key] = state.next_attempt_at
-        else:
-            self.waiting.pop(key, None)
         if action is not None and state.pending is not None:
+            self.waiting.discard(key)
             self._start(partition, table, key, state.pending, action)
+        elif state.pending is not None and not state.dead:
+            self.waiting.set(key, state.next_attempt_at)
+        else:
+            self.waiting.discard(key)
 
     # -- sending -----------------------------------------------------------------------
     def _start(self, partition: int, table: Table, key: bytes, change: PendingChange,
@@ -296,22 +301,25 @@ class Dispatcher(Stage):
             return
         await self._check_caught_up()
         now = time.time()
-        for key, due_at in list(self.waiting.items()):
-            if due_at > now or key in self.inflight:
-                continue
+        held = []
+        for key in self.waiting.pop_due(now):
+            if key in self.inflight:
+                continue  # its outcome indexes it again
             partition = self.partition(key)
             table = self.tables.get(partition)
             if table is None:
-                self.waiting.pop(key, None)
                 continue
             if partition in self._catching_up:
+                held.append(key)
                 continue
             state = state_of(table.get(key))
             if not due(state, now):
-                if state.pending is None or state.dead:
-                    self.waiting.pop(key, None)
+                if state.pending is not None and not state.dead:
+                    self.waiting.set(key, state.next_attempt_at)
                 continue
             await self._settle(partition, table, key, state, now)
+        for key in held:  # looked at again on the next scan
+            self.waiting.set(key, now)
 
     async def _check_caught_up(self) -> None:
         """A partition whose replay had nothing to read is caught up once its position
@@ -327,12 +335,10 @@ class Dispatcher(Stage):
     async def on_tables(self, assigned: list[TopicPartition]) -> None:
         """A new assignment: index the waiting keys, and hold each partition's sends until
         its replay reaches the end it has now."""
-        waiting: dict[bytes, float] = {}
-        for table in self.tables.values():
-            for key, record in table.items():
-                if record.get("pending") is not None and not record.get("dead"):
-                    waiting[key] = record["next_attempt_at"]
-        self.waiting = waiting
+        self.waiting = DueIndex(
+            (key, record["next_attempt_at"])
+            for table in self.tables.values() for key, record in table.items()
+            if record.get("pending") is not None and not record.get("dead"))
         self._catching_up = {}
         if assigned and self._consumer is not None:
             ends = await self._consumer.end_offsets(assigned)

@@ -56,6 +56,11 @@ class Stage(ConsumerRebalanceListener):
 
     #: for log lines and /readyz
     label = "stage"
+    #: Write each changed key's latest record to the changelog once per commit instead of
+    #: at every change. The changelog is compacted, so only the latest record of a key
+    #: counts, and the commit writes them before it waits for acks and commits offsets, so
+    #: what a committed offset produced is still always in Kafka.
+    buffer_changelog = False
 
     def __init__(self, settings: Settings, source: str, group: str, changelog: str) -> None:
         self.settings = settings
@@ -76,6 +81,8 @@ class Stage(ConsumerRebalanceListener):
         #: partition → the changelog offset after the last record this process wrote or read
         self._changelog_next: dict[int, int] = {}
         self._pending: list[asyncio.Future] = []
+        #: buffered changelog records, (partition, key) → record (None: delete)
+        self._dirty: dict[tuple[int, bytes], dict[str, Any] | None] = {}
         self._positions: dict[TopicPartition, int] = {}
         self._lock = asyncio.Lock()
         self._task: asyncio.Task | None = None
@@ -174,11 +181,17 @@ class Stage(ConsumerRebalanceListener):
             return  # the partition went to another process; it decides from now on
         if record is None:
             table.pop(key, None)
-            value = None
         else:
             table[key] = record
-            value = orjson.dumps(record)
+        if self.buffer_changelog:
+            self._dirty[(partition, key)] = record
+        else:
+            await self._send_changelog(partition, key, record)
+
+    async def _send_changelog(self, partition: int, key: bytes,
+                              record: dict[str, Any] | None) -> None:
         assert self.producer is not None
+        value = None if record is None else orjson.dumps(record)
         sent = await self.producer.send(self.changelog, value, key=key, partition=partition)
         sent.add_done_callback(self._changelog_written)
         self._pending.append(sent)
@@ -198,8 +211,11 @@ class Stage(ConsumerRebalanceListener):
 
     async def commit(self) -> None:
         """Wait for every record produced so far, then commit what produced them."""
-        pending, self._pending = self._pending, []
         positions, self._positions = self._positions, {}
+        dirty, self._dirty = self._dirty, {}
+        for (partition, key), record in dirty.items():
+            await self._send_changelog(partition, key, record)
+        pending, self._pending = self._pending, []
         if pending:
             await asyncio.gather(*pending)  # raises if the producer gave up on one
         if positions and self._consumer is not None:
