@@ -21,7 +21,7 @@ with the pure functions of tables/delivery.py. For one key (DESIGN.md invariants
 Retries and deliveries pending after a restart are found by a scan of an index of the keys
 that wait (rebuilt from the table after each rebalance): pending retries are table state,
 not timers in memory. Different keys never wait on each other (invariant 4); the number of
-requests in flight is bounded by a semaphore.
+requests in flight is bounded by a fixed pool of sending tasks.
 
 Replays (after a crash the consumer resumes at the last commit, and the table is often ahead
 of it) must change nothing: offers older than what a key holds or waits for change nothing,
@@ -95,8 +95,9 @@ class Dispatcher(Stage):
         #: partition → the source offset its replay must reach before anything is sent
         self._catching_up: dict[int, int] = {}
         self._sender: Sender | None = None
-        self._slots: asyncio.Semaphore | None = None
-        self._tasks: set[asyncio.Task] = set()
+        #: requests to send; ``delivery_concurrency`` workers take them one at a time
+        self._queue: asyncio.Queue = asyncio.Queue()
+        self._workers: list[asyncio.Task] = []
         self._scanner: asyncio.Task | None = None
 
     # -- fan-out (asked by the changes stage for each accepted change) ------------------
@@ -121,7 +122,8 @@ class Dispatcher(Stage):
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
         self._sender = Sender(self.settings.delivery_timeout, self.settings.delivery_concurrency)
-        self._slots = asyncio.Semaphore(self.settings.delivery_concurrency)
+        self._workers = [asyncio.create_task(self._work(), name=f"flare-sender-{n}")
+                         for n in range(self.settings.delivery_concurrency)]
         await super().start()
         self._scanner = asyncio.create_task(self._scan_forever(), name="flare-dispatcher-scan")
 
@@ -130,7 +132,7 @@ class Dispatcher(Stage):
             self._scanner.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._scanner
-        for task in list(self._tasks):
+        for task in self._workers:
             task.cancel()
         await super().stop()
         if self._sender is not None:
@@ -155,8 +157,11 @@ class Dispatcher(Stage):
             await self._forget(partition, table, key)
             return
         now = time.time()
-        state = state_of(table.get(key))
         kind = event.get("type")
+        record = table.get(key)
+        if kind == "outcome" and not self._outcome_applies(record, event):
+            return  # the usual case: the owner recorded it already (read on the record)
+        state = state_of(record)
         if kind == "offer":
             change = PendingChange(event["kind"], event["revision"], event["document"],
                                    event["updatedAt"])
@@ -164,8 +169,6 @@ class Dispatcher(Stage):
         elif kind == "redrive":
             state = redrive(state, now)
         elif kind == "outcome":
-            if not self._outcome_applies(state, event):
-                return
             subscription = self.view.subscriptions[subscription_id]
             state = on_outcome(state, Outcome(event["outcome"]), now,
                                subscription.delivery.retry, random.random(),
@@ -188,17 +191,20 @@ class Dispatcher(Stage):
         return PendingChange(sent["kind"], sent["revision"], None, 0, sent["generation"])
 
     @staticmethod
-    def _outcome_applies(state: DeliveryState, event: dict[str, Any]) -> bool:
+    def _outcome_applies(record: dict[str, Any] | None, event: dict[str, Any]) -> bool:
         """Whether an outcome event moves the record forward (it was recorded live, so
-        for the owner that wrote it, it never does; in a replay it rebuilds the record)."""
+        for the owner that wrote it, it never does; in a replay it rebuilds the record).
+        Read on the stored record itself: this runs once per delivery."""
         if event.get("outcome") not in (Outcome.DELIVERED.value, Outcome.DISCARDED.value):
             return False
         sent = event["sent"]
-        if sent["generation"] != state.received_generation:
-            return sent["generation"] > state.received_generation
+        received_generation = 0 if record is None else record["received_generation"]
+        received = None if record is None else record["received"]
+        if sent["generation"] != received_generation:
+            return sent["generation"] > received_generation
         if sent["kind"] == "delete":  # a delete ends its generation: already recorded
             return False
-        return state.received is None or sent["revision"] > state.received
+        return received is None or sent["revision"] > received
 
     async def _forget(self, partition: int, table: Table, key: bytes) -> None:
         """The subscription is gone: its deliveries stop and its records go."""
@@ -230,9 +236,19 @@ class Dispatcher(Stage):
     # -- sending -----------------------------------------------------------------------
     def _start(self, partition: int, table: Table, key: bytes, change: PendingChange,
                action: str) -> None:
-        task = asyncio.ensure_future(self._deliver(partition, table, key, change, action))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._queue.put_nowait((partition, table, key, change, action))
+
+    async def _work(self) -> None:
+        """One of the senders: a fixed pool bounds the requests in flight, and a burst
+        (one change to 10,000 subscribers) queues jobs instead of starting 10,000 tasks."""
+        while True:
+            job = await self._queue.get()
+            try:
+                await self._deliver(*job)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.log.exception("delivery of %r failed", job[2])
 
     async def _deliver(self, partition: int, table: Table, key: bytes, change: PendingChange,
                        action: str) -> None:
@@ -278,9 +294,8 @@ class Dispatcher(Stage):
             headers = signed_headers(request,
                                      webhook_id(subscription_id, url, change.revision, action),
                                      int(time.time()), subscription.secret)
-            assert self._slots is not None and self._sender is not None
-            async with self._slots:
-                sent = await self._sender.send(request, headers)
+            assert self._sender is not None
+            sent = await self._sender.send(request, headers)
             return (classify(sent.status, subscription.delivery.success,
                              subscription.delivery.discard), sent.status)
         except Exception:

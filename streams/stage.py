@@ -10,9 +10,9 @@ work per message is shared across a batch and the commit is ours:
 - one aiokafka consumer in the stage's own group reads batches of the source topic; the
   stage decides each message with pure functions and writes its table (a dict per
   partition) and the records that follow, produced without waiting for each;
-- about once a second, before giving partitions up and at stop, it waits for the
-  broker's acks=all acknowledgement of everything produced so far, and only then commits
-  the offsets of the messages processed. A committed message's effects are therefore
+- about once a second (beside the loop, which goes on), before giving partitions up and
+  at stop, it waits for the broker's acks=all acknowledgement of everything produced for
+  the messages processed so far, and only then commits their offsets. A committed message's effects are therefore
   always in Kafka (table changelog and downstream topics), and a crash replays the rest;
   stages make replays change nothing (revisions only move forward);
 - the table lives in a compacted changelog topic, partitioned like the source, rebuilt
@@ -41,6 +41,9 @@ from streams.ownership import OwnershipAssignor
 #: Seconds between commits (each waits for the acknowledgement of what was produced).
 COMMIT_INTERVAL = 1.0
 MAX_BATCH = 2000
+#: Messages (or buffered records) handled between two yields to the event loop: a whole
+#: batch at once would hold up the API and the requests in flight for tens of ms.
+YIELD_EVERY = 200
 FETCH_BYTES = 4 * 1024 * 1024
 
 Table = dict[bytes, dict[str, Any]]
@@ -86,6 +89,7 @@ class Stage(ConsumerRebalanceListener):
         self._positions: dict[TopicPartition, int] = {}
         self._lock = asyncio.Lock()
         self._task: asyncio.Task | None = None
+        self._committing: asyncio.Task | None = None
         self._stopping = False
         self._failed: BaseException | None = None
 
@@ -155,15 +159,23 @@ class Stage(ConsumerRebalanceListener):
                 async with self._lock:
                     if generation != self.generation:
                         continue  # fetched before a rebalance: the new positions re-read it
+                    handled = 0
                     for tp, messages in batch.items():
                         table = self.tables.get(tp.partition)
                         if table is None:  # not ours any more
                             continue
                         for message in messages:
                             await self.process(message, table)
+                            handled += 1
+                            if handled % YIELD_EVERY == 0:
+                                await asyncio.sleep(0)
                         self._positions[tp] = messages[-1].offset + 1
-                    if time.monotonic() - committed_at >= COMMIT_INTERVAL:
-                        await self.commit()
+                    if (time.monotonic() - committed_at >= COMMIT_INTERVAL
+                            and (self._committing is None or self._committing.done())):
+                        if self._committing is not None:
+                            self._committing.result()  # a failed commit stops the stage
+                        # The loop goes on while the acks come back (no stall per commit).
+                        self._committing = asyncio.create_task(self._commit(*self._take()))
                         committed_at = time.monotonic()
         except asyncio.CancelledError:
             raise
@@ -186,15 +198,15 @@ class Stage(ConsumerRebalanceListener):
         if self.buffer_changelog:
             self._dirty[(partition, key)] = record
         else:
-            await self._send_changelog(partition, key, record)
+            self._pending.append(await self._send_changelog(partition, key, record))
 
     async def _send_changelog(self, partition: int, key: bytes,
-                              record: dict[str, Any] | None) -> None:
+                              record: dict[str, Any] | None) -> asyncio.Future:
         assert self.producer is not None
         value = None if record is None else orjson.dumps(record)
         sent = await self.producer.send(self.changelog, value, key=key, partition=partition)
         sent.add_done_callback(self._changelog_written)
-        self._pending.append(sent)
+        return sent
 
     async def produce(self, topic: str, value: bytes, key: bytes | None = None,
                       partition: int | None = None,
@@ -210,12 +222,27 @@ class Stage(ConsumerRebalanceListener):
             self._changelog_next[metadata.partition] = metadata.offset + 1
 
     async def commit(self) -> None:
-        """Wait for every record produced so far, then commit what produced them."""
+        """Wait for every record produced so far, then commit what produced them (after
+        any commit still running)."""
+        if self._committing is not None:
+            running, self._committing = self._committing, None
+            await running
+        await self._commit(*self._take())
+
+    def _take(self) -> tuple[dict[TopicPartition, int], dict, list[asyncio.Future]]:
+        """What the next commit covers: the positions processed so far, and the records
+        produced (or buffered) for them."""
         positions, self._positions = self._positions, {}
         dirty, self._dirty = self._dirty, {}
-        for (partition, key), record in dirty.items():
-            await self._send_changelog(partition, key, record)
         pending, self._pending = self._pending, []
+        return positions, dirty, pending
+
+    async def _commit(self, positions: dict[TopicPartition, int], dirty: dict,
+                      pending: list[asyncio.Future]) -> None:
+        for n, ((partition, key), record) in enumerate(dirty.items(), 1):
+            pending.append(await self._send_changelog(partition, key, record))
+            if n % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
         if pending:
             await asyncio.gather(*pending)  # raises if the producer gave up on one
         if positions and self._consumer is not None:
