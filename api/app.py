@@ -29,8 +29,10 @@ def create_api(runtime: Runtime) -> Starlette:
             log.info("flare stopped cleanly")
 
     api = Starlette(
-        routes=[*ops.routes, *resources.routes, *subscriptions.routes,
-                *documents.routes, *deliveries.routes, *openapi.routes],
+        # Documents first: nearly every request is a PUT there, and Starlette tries the
+        # routes in order (no other route starts with /documents/).
+        routes=[*documents.routes, *ops.routes, *resources.routes, *subscriptions.routes,
+                *deliveries.routes, *openapi.routes],
         middleware=[Middleware(IgnoreTrailingSlash),
                     Middleware(BearerAuth, tokens=runtime.settings.api_tokens)],
         exception_handlers=HANDLERS,

@@ -1,10 +1,11 @@
 """Documents routes (SPEC §8): the URL is the raw request target after ``/documents/``.
 
-PUT and DELETE are validated here with the same pure checks the changes agent applies,
+PUT and DELETE are validated here with the same pure checks the changes stage applies,
 written to ``<prefix>.documents`` with acks=all, and answered 202 only after the broker's
 acknowledgement. Concurrent requests share the producer's batches (one producer, linger).
 GET reads the documents table of the process that owns the document's partition: locally,
-or by asking the owner's API once (Faust's assignor knows which process that is).
+or by asking the owner's API once (the changes group's assignor names that process,
+streams/ownership.py).
 """
 
 from __future__ import annotations

@@ -33,7 +33,8 @@ class Settings:
     advertised_url: str = ""
     #: Every topic name starts with this prefix (SPEC §10).
     topic_prefix: str = "flare"
-    #: Faust application id: processes with the same id share the partitions.
+    #: Application id: processes with the same id share the partitions (it names the
+    #: consumer groups and the tables' changelog topics).
     app_id: str = "flare"
     #: Partitions of the documents and deliveries topics (set once, before first start).
     partitions: int = 4

@@ -28,8 +28,8 @@ def configure_logging(level: str) -> None:
 
 
 def build_runtime(settings: Settings) -> Runtime:
-    """The stream side: the Faust app with its agents, the registry view, the registry,
-    and the changes stage (its own batch loop, streams/changes.py)."""
+    """The stream side: the Faust app with the registry agent, the registry view, and the
+    two batch stages (streams/changes.py, streams/dispatcher.py)."""
     app = build_faust_app(settings)
     view = RegistryView(settings)
     registry = Registry(settings, view)

@@ -29,6 +29,7 @@ from streams.changes import Changes
 from streams.dispatcher import Dispatcher
 from streams.registry import Registry
 from streams.registry_view import RegistryView
+from streams.stage import partition_of
 from streams.topics import ensure_topics
 from tables.errors import FlareError
 
@@ -80,9 +81,12 @@ class Runtime:
         """Write one change to the documents topic; return once acks=all confirmed it."""
         if self.producer is None:
             raise FlareError(503, "service unavailable", "the stream processor is still starting")
+        topic, key = self.settings.topic("documents"), url.encode()
+        # The partition murmur2 gives the key, as aiokafka would, from the cache.
+        known = self.producer.client.cluster.partitions_for_topic(topic)
+        partition = partition_of(key, len(known)) if known else None
         try:
-            await self.producer.send_and_wait(self.settings.topic("documents"), value,
-                                              key=url.encode())
+            await self.producer.send_and_wait(topic, value, key=key, partition=partition)
         except KafkaError as exc:
             raise FlareError(503, "error during document write",
                              f"Kafka did not acknowledge the change: {exc.__class__.__name__}") from None
@@ -111,7 +115,7 @@ class Runtime:
             created = await ensure_topics(self.settings, admin)
             if created:
                 log.info("created topics: %s", ", ".join(created))
-            # Step 3: our producer (acks=all) and the registry view, then Faust
+            # Step 3: our producer (acks=all) and the registry view, then Faust and the stages
             self.reason = "starting the producer"
             self.producer = AIOKafkaProducer(
                 bootstrap_servers=self.settings.kafka_bootstrap, acks="all",

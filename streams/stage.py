@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from typing import Any
@@ -49,8 +50,10 @@ FETCH_BYTES = 4 * 1024 * 1024
 Table = dict[bytes, dict[str, Any]]
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def partition_of(key: bytes, partitions: int) -> int:
-    """The partition Kafka's default (murmur2) partitioner gives a key, as producers do."""
+    """The partition Kafka's default (murmur2) partitioner gives a key, as producers do.
+    Cached: murmur2 is pure Python here, and the same documents change again and again."""
     return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 

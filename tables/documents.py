@@ -50,6 +50,10 @@ def change_value(action: str, url: str, document: dict[str, Any] | None = None) 
     return orjson.dumps({"action": "delete", "id": url})
 
 
+#: URLs remembered per resource index by :func:`match` (cleared when full).
+MATCH_MEMO = 100_000
+
+
 class ResourceIndex:
     """SPEC §8 resource matching with every endpoint's shape computed once.
 
@@ -62,6 +66,8 @@ class ResourceIndex:
 
     def __init__(self, resources: Iterable[Resource]) -> None:
         self.resources: tuple[Resource, ...] = tuple(resources)
+        #: valid document URL → its resource (None: no resource), see :func:`match`
+        self.matched: dict[str, Resource | None] = {}
         self._candidates: dict[tuple[str, str, int], list[tuple[tuple[str, ...], Resource]]] = {}
         for resource in self.resources:
             scheme, host, shape = endpoint_shape(resource.endpoint)
@@ -101,10 +107,20 @@ def match(url: str, find_resource: Callable[[str], Resource | None]) -> Resource
     ``find_resource`` is any lookup by URL; a :class:`ResourceIndex` reuses the URL parsed
     by the validation instead of parsing it again.
     """
-    scheme, host, path = validate_document_url(url)
     if isinstance(find_resource, ResourceIndex):
-        resource = find_resource.find(scheme, host, path)
+        # The same documents change again and again, and an index never changes: the
+        # answer for a URL already validated against it is remembered (a bounded memo).
+        matched = find_resource.matched
+        if url in matched:
+            resource = matched[url]
+        else:
+            scheme, host, path = validate_document_url(url)
+            resource = find_resource.find(scheme, host, path)
+            if len(matched) >= MATCH_MEMO:
+                matched.clear()
+            matched[url] = resource
     else:
+        validate_document_url(url)
         resource = find_resource(url)
     if resource is None:
         raise FlareError(404, "error during resource search",

@@ -148,3 +148,23 @@ def test_index_of_reuses_an_index_for_the_same_resources():
     index = ResourceIndex.of([USERS])
     assert ResourceIndex.of([USERS], index) is index
     assert ResourceIndex.of([USERS, ANY], index) is not index
+
+
+def test_match_remembers_answers_per_index_but_never_a_bad_url():
+    index = ResourceIndex([USERS, ANY])
+    assert match("http://api.test/users/1", index) is USERS
+    assert index.matched == {"http://api.test/users/1": USERS}
+    assert match("http://api.test/users/1", index) is USERS  # from the memo
+    with pytest.raises(FlareError) as missing:
+        match("http://other.test/users/1", index)
+    assert missing.value.status == 404
+    with pytest.raises(FlareError) as missing_again:  # a remembered "no resource" is a 404 too
+        match("http://other.test/users/1", index)
+    assert missing_again.value.status == 404
+    for _ in range(2):
+        with pytest.raises(FlareError) as bad:
+            match("http://api.test/users/1?x=1", index)
+        assert bad.value.status == 400
+    assert "http://api.test/users/1?x=1" not in index.matched
+    # A registry change gives a new index, which decides afresh.
+    assert match("http://api.test/users/1", ResourceIndex([ANY])) is ANY
