@@ -11,11 +11,12 @@ streams/ownership.py).
 from __future__ import annotations
 
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
-from api.body import read_body
+from api.body import read_asgi_body
 from api.responses import json_response
 from tables.documents import change_value, decode_document, match
 from tables.errors import FlareError
@@ -26,19 +27,19 @@ PREFIX = b"/documents/"
 FORWARDED = "x-flare-forwarded"
 
 
-def document_url(request: Request) -> str:
+def document_url(scope: Scope) -> str:
     """Everything after ``/documents/`` in the raw target, query included (SPEC §8)."""
-    raw = request.scope.get("raw_path") or request.scope["path"].encode()
+    raw = scope.get("raw_path") or scope["path"].encode()
     url = raw[len(PREFIX):].decode("utf-8", "replace")
-    query = request.scope.get("query_string", b"")
+    query = scope.get("query_string", b"")
     if query:
         url += "?" + query.decode("utf-8", "replace")
     return url
 
 
-def _registry_ready(request: Request) -> None:
+def _registry_ready(runtime) -> None:
     """Until the registry is read, "no resource matches" would be a wrong 404: say 503."""
-    if not request.app.state.runtime.view.caught_up.is_set():
+    if not runtime.view.caught_up.is_set():
         raise FlareError(503, "service unavailable", "the stream processor is still starting")
 
 
@@ -63,32 +64,53 @@ async def get_document(request: Request, url: str) -> Response:
                           "revision": record["revision"]})
 
 
-async def put_document(request: Request, url: str) -> Response:
-    runtime = request.app.state.runtime
+async def put_document(runtime, url: str, body: bytes) -> None:
     # SPEC §8 order: the URL and its resource, then the body, then the revision.
     resource = match(url, runtime.view.resource_index())
-    document = decode_document(await read_body(request))
+    document = decode_document(body)
     revision_of(document, resource.field, resource.format)
     await runtime.write_change(url, change_value("put", url, document))
-    return Response(status_code=202)
 
 
-async def delete_document(request: Request, url: str) -> Response:
-    runtime = request.app.state.runtime
+async def delete_document(runtime, url: str) -> None:
     match(url, runtime.view.resource_index())
     await runtime.write_change(url, change_value("delete", url))
-    return Response(status_code=202)
 
 
-async def document(request: Request) -> Response:
-    url = document_url(request)
-    if request.method != "GET":
-        _registry_ready(request)
-    if request.method == "PUT":
-        return await put_document(request, url)
-    if request.method == "DELETE":
-        return await delete_document(request, url)
-    return await get_document(request, url)
+ACCEPTED_START = {"type": "http.response.start", "status": 202,
+                  "headers": [(b"content-length", b"0")]}
+ACCEPTED_BODY = {"type": "http.response.body", "body": b""}
 
 
-routes = [Route("/documents/{url:path}", document, methods=["GET", "PUT", "DELETE"])]
+class Documents:
+    """The ``/documents/...`` endpoint as a plain ASGI app.
+
+    Nearly every request Flare gets is a PUT here, so PUT and DELETE skip Starlette's
+    Request and Response objects: the body is read from ``receive`` (with the 413 limit of
+    api/body.py) and the 202 is two messages. A FlareError raised here becomes the JSON
+    error as anywhere else (Starlette's exception middleware, api/errors.py). GET goes
+    through a Request as usual.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        runtime = scope["app"].state.runtime
+        url = document_url(scope)
+        method = scope["method"]
+        if method in ("GET", "HEAD"):
+            response = await get_document(Request(scope, receive), url)
+            await response(scope, receive, send)
+            return
+        _registry_ready(runtime)
+        if method == "PUT":
+            try:
+                body = await read_asgi_body(scope, receive, runtime.settings.max_body_bytes)
+            except ClientDisconnect:
+                return  # nobody to answer; nothing was written
+            await put_document(runtime, url, body)
+        else:
+            await delete_document(runtime, url)
+        await send(ACCEPTED_START)
+        await send(ACCEPTED_BODY)
+
+
+routes = [Route("/documents/{url:path}", Documents(), methods=["GET", "PUT", "DELETE"])]
