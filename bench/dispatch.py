@@ -43,11 +43,15 @@ BODY = orjson.dumps({"id": "http://bench.test/users/1", "action": "update",
 
 
 def figure(name: str, value: float, unit: str, baseline_name: str, baseline: float,
-           goal: str, higher_is_better: bool = True) -> dict[str, Any]:
+           goal: str = "", higher_is_better: bool = True, goal_ratio: float | None = None,
+           goal_max: float | None = None) -> dict[str, Any]:
+    """One figure (bench/report.py's ``from_dict``): ``goal`` in words when it is only to
+    be reported; a number in ``goal_ratio`` or ``goal_max`` when it is checked."""
     ratio = (value / baseline if higher_is_better else baseline / value) if value and baseline else 0.0
     return {"name": name, "value": round(value, 3), "unit": unit,
             "baseline": {"name": baseline_name, "value": round(baseline, 3)},
-            "ratio": round(ratio, 3), "goal": goal}
+            "ratio": round(ratio, 3), "goal": goal, "goal_ratio": goal_ratio,
+            "goal_max": goal_max}
 
 
 # -- raw baselines ----------------------------------------------------------------------
@@ -183,11 +187,17 @@ def dispatch_throughput(bootstrap: str, workdir: Path, sink: Sink) -> dict[str, 
     finally:
         flare.stop()
     best_name, best = max(("raw aiohttp", raw_aio), ("raw httpx (8 sharded clients)", raw_httpx),
+                          ("raw httpx over the aiohttp transport", raw_httpx_aio),
                           key=lambda pair: pair[1])
     result = figure("dispatch throughput (requests/s, one subscriber, %d in flight)" % CONCURRENCY,
-                    rate, "requests/s", best_name, best, "≥ 0.8 of the fastest raw client")
+                    rate, "requests/s", f"fastest raw client, {best_name}", best,
+                    goal_ratio=0.8)
+    # Flare sends with httpx (the issue's choice); its fastest way is the aiohttp transport.
+    httpx_best = max(raw_httpx, raw_httpx_aio)
     result["also"] = {"raw aiohttp": round(raw_aio, 1), "raw httpx sharded": round(raw_httpx, 1),
                       "raw httpx over aiohttp transport": round(raw_httpx_aio, 1),
+                      "ratio to the fastest raw httpx": round(rate / httpx_best, 3)
+                      if httpx_best else 0.0,
                       "delivered": count}
     return result
 
@@ -254,7 +264,8 @@ def latency(bootstrap: str, workdir: Path, sink: Sink) -> list[dict[str, Any]]:
         found.append(figure(f"latency PUT 202 → receiver, p{p} (ms, {LATENCY_RATE} changes/s, "
                             f"{SUBSCRIBERS} subscribers)", _percentile(samples, p), "ms",
                             "raw aiohttp round trip p50", base,
-                            "p99 < 100 ms" if p == 99 else "report", higher_is_better=False))
+                            "" if p == 99 else "report", higher_is_better=False,
+                            goal_max=100.0 if p == 99 else None))
     found[-1]["also"] = {
         "samples": len(samples),
         "notified before the client read its 202": sum(v < 0 for v in samples),
@@ -298,7 +309,7 @@ def fan_out(bootstrap: str, workdir: Path, sink: Sink) -> dict[str, Any]:
     baseline = asyncio.run(_raw_aiohttp(sink.url, FANOUT, CONCURRENCY))
     result = figure(f"one change fanned out to {FANOUT:,} subscriptions (s until all delivered)",
                     seconds, "s", f"raw aiohttp sending {FANOUT:,} requests (s)",
-                    FANOUT / baseline, "< 5 s", higher_is_better=False)
+                    FANOUT / baseline, higher_is_better=False, goal_max=5.0)
     return result
 
 

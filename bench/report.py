@@ -44,6 +44,8 @@ class Figure:
     #: Goals: a minimum for the value and/or for the ratio; or a goal only in words.
     goal_value: float | None = None
     goal_ratio: float | None = None
+    #: A maximum for the value (times, latencies): met when the value is below it.
+    goal_max: float | None = None
     goal_note: str = ""
     #: False for times and latencies: the ratio is then baseline / value (higher is better).
     higher_is_better: bool = True
@@ -67,18 +69,22 @@ class Figure:
             parts.append(f"≥ {self.goal_value:,.0f} {self.unit}")
         if self.goal_ratio is not None:
             parts.append(f"ratio ≥ {self.goal_ratio:g}")
+        if self.goal_max is not None:
+            parts.append(f"< {self.goal_max:g} {self.unit}")
         if self.goal_note:
             parts.append(self.goal_note)
         return " and ".join(parts) or "—"
 
     def goal_met(self) -> bool | None:
-        if self.goal_value is None and self.goal_ratio is None:
+        if self.goal_value is None and self.goal_ratio is None and self.goal_max is None:
             return None
         ok = True
         if self.goal_value is not None:
             ok &= self.value >= self.goal_value
         if self.goal_ratio is not None:
             ok &= self.ratio >= self.goal_ratio
+        if self.goal_max is not None:
+            ok &= 0 < self.value < self.goal_max
         return ok
 
     def as_json(self) -> dict[str, Any]:
@@ -213,10 +219,12 @@ def from_dict(found: dict[str, Any]) -> Figure:
     figure = Figure(key=re.sub(r"[^a-z0-9]+", "_", str(found.get("name", "figure")).lower()).strip("_"),
                     title=str(found.get("name", "figure")), unit=str(found.get("unit", "")),
                     value=value, baseline=base, baseline_title=str(baseline.get("name", "baseline")),
-                    goal_note=str(found.get("goal") or ""))
+                    goal_note=str(found.get("goal") or ""),
+                    goal_ratio=found.get("goal_ratio"), goal_max=found.get("goal_max"))
     # The module computed the ratio itself; keep its direction (lower is better for times).
     if value and base and found.get("ratio") is not None:
         figure.higher_is_better = abs(found["ratio"] - value / base) <= abs(found["ratio"] - base / value)
     figure.details = {k: v for k, v in found.items()
-                      if k not in ("name", "value", "unit", "baseline", "ratio", "goal")}
+                      if k not in ("name", "value", "unit", "baseline", "ratio", "goal",
+                                   "goal_ratio", "goal_max")}
     return figure

@@ -18,9 +18,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import orjson
+
 from app.config import Settings
 from streams.registry_view import RegistryView
-from streams.stage import Stage, Table
+from streams.stage import Stage, Table, decode
 from tables.documents import Applied, Change, Rejected, apply, parse_message
 
 #: Offers for one change: (deliveries key, value) pairs, built by the delivery stage.
@@ -64,9 +66,10 @@ class Changes(Stage):
             await self._reject(message, f"internal error: {exc.__class__.__name__}")
             return
         key = message.key
-        applied = apply(table.get(key), change)
+        applied = apply(decode(table.get(key)), change)
         if applied.changed:
-            await self.write(message.partition, key, applied.stored)
+            await self.write(message.partition, key,
+                             None if applied.stored is None else orjson.dumps(applied.stored))
         self.accepted += 1
         if self.offers is not None:
             for offer_key, offer_value in self.offers(change, applied):

@@ -46,7 +46,7 @@ from aiokafka import TopicPartition
 from app.config import Settings
 from streams.registry_view import RegistryView
 from streams.sender import Sender, signed_headers
-from streams.stage import Stage, Table
+from streams.stage import Stage, Table, decode
 from tables.delivery import (DeliveryState, PendingChange, due, next_action, offer, on_outcome,
                              redrive, webhook_id)
 from tables.documents import Applied, Change
@@ -74,8 +74,9 @@ def deliveries_changelog(settings: Settings) -> str:
     return f"{settings.app_id}-deliveries-changelog"
 
 
-def state_of(record: dict[str, Any] | None) -> DeliveryState:
-    return DeliveryState() if record is None else DeliveryState.from_record(record)
+def state_of(value: bytes | None) -> DeliveryState:
+    """The state a table value (a record as JSON) holds."""
+    return DeliveryState() if value is None else DeliveryState.from_record(orjson.loads(value))
 
 
 class Dispatcher(Stage):
@@ -158,10 +159,11 @@ class Dispatcher(Stage):
             return
         now = time.time()
         kind = event.get("type")
-        record = table.get(key)
+        value = table.get(key)
+        record = decode(value)
         if kind == "outcome" and not self._outcome_applies(record, event):
             return  # the usual case: the owner recorded it already (read on the record)
-        state = state_of(record)
+        state = DeliveryState() if record is None else DeliveryState.from_record(record)
         if kind == "offer":
             change = PendingChange(event["kind"], event["revision"], event["document"],
                                    event["updatedAt"])
@@ -220,11 +222,11 @@ class Dispatcher(Stage):
             state, action = next_action(state, now)
             if action is not None:
                 self.inflight.add(key)  # now, before any await: one request per key
-        record = state.to_record()
+        value = orjson.dumps(state.to_record())
         # Replayed events mostly change nothing: writing the same record again would only
         # add changelog traffic.
-        if table.get(key) != record:
-            await self.write(partition, key, record)
+        if table.get(key) != value:
+            await self.write(partition, key, value)
         if action is not None and state.pending is not None:
             self.waiting.discard(key)
             self._start(partition, table, key, state.pending, action)
@@ -352,8 +354,9 @@ class Dispatcher(Stage):
         its replay reaches the end it has now."""
         self.waiting = DueIndex(
             (key, record["next_attempt_at"])
-            for table in self.tables.values() for key, record in table.items()
-            if record.get("pending") is not None and not record.get("dead"))
+            for table in self.tables.values() for key, value in table.items()
+            if (record := orjson.loads(value)).get("pending") is not None
+            and not record.get("dead"))
         self._catching_up = {}
         if assigned and self._consumer is not None:
             ends = await self._consumer.end_offsets(assigned)
@@ -364,10 +367,10 @@ class Dispatcher(Stage):
         prefix = f"{subscription_id}|".encode()
         found = []
         for table in self.tables.values():
-            for key, record in table.items():
+            for key, value in table.items():
                 if not key.startswith(prefix):
                     continue
-                current = DeliveryState.from_record(record)
+                current = state_of(value)
                 if current.pending is None:
                     continue
                 kind = "dead" if current.dead else "pending"
