@@ -31,7 +31,7 @@ from tables.subscriptions import Content, Delivery, Endpoint, Subscription
 from tests.flare_process import FlareProcess, poll
 
 CONCURRENCY = 64
-DISPATCH_N = 4000
+DISPATCH_N = 10_000
 LATENCY_RATE = 200
 LATENCY_SECONDS = 10
 SUBSCRIBERS = 5
