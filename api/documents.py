@@ -10,7 +10,6 @@ streams/ownership.py).
 
 from __future__ import annotations
 
-
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route

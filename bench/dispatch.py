@@ -26,7 +26,6 @@ from aiokafka import AIOKafkaProducer
 
 from app.local_kafka import free_port
 from bench.sink import Sink
-from tables.resources import Resource
 from tables.subscriptions import Content, Delivery, Endpoint, Subscription
 from tests.flare_process import FlareProcess, poll
 

@@ -7,7 +7,6 @@ ask for it, so `pytest tests/unit` needs no broker.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
