@@ -56,7 +56,8 @@ async def get_document(request: Request, url: str) -> Response:
             return Response(answer.content, status_code=answer.status_code,
                             media_type="application/json")
     record = runtime.changes.local(url)
-    if record is None or record["resource"] not in runtime.view.resources:
+    if (record is None or record.get("deleted")
+            or record["resource"] not in runtime.view.resources):
         raise _not_found(url)
     return json_response({"id": url, "content": record["content"],
                           "updatedAt": rfc3339(record["updatedAt"]),

@@ -7,9 +7,11 @@ with its original key and bytes and a ``flare-reason`` header, and processing go
 wins) and becomes one offer per subscription on ``<prefix>.deliveries``.
 
 A batch stage (streams/stage.py: its own consumer group ``<app id>.changes``, commits
-only after the acks of what it produced), not a Faust agent: see there why. A replayed
-change (after a crash) is equal to the stored revision and changes nothing in the table;
-its offers are sent again and the dispatcher ignores what its subscribers already have.
+only after the acks of what it produced), not a Faust agent: see there why. Each record
+keeps the source offset of the change that wrote it, and a delete leaves a mark, so a
+change read again after a crash changes nothing; only the change that wrote a record is
+offered again (``tables.documents.apply``), and the dispatcher ignores what its
+subscribers already have.
 The table is kept in ``<app id>-documents-changelog`` (the name Faust used for it before).
 """
 
@@ -66,12 +68,12 @@ class Changes(Stage):
             await self._reject(message, f"internal error: {exc.__class__.__name__}")
             return
         key = message.key
-        applied = apply(decode(table.get(key)), change)
+        applied = apply(decode(table.get(key)), change, message.offset)
         if applied.changed:
             await self.write(message.partition, key,
                              None if applied.stored is None else orjson.dumps(applied.stored))
         self.accepted += 1
-        if self.offers is not None:
+        if self.offers is not None and applied.offer:
             for offer_key, offer_value in self.offers(change, applied):
                 await self.produce(self.deliveries_topic, offer_value, key=offer_key)
 

@@ -199,16 +199,47 @@ def parse_message(key: bytes | None, value: bytes | None, find_resource,
 class Applied:
     """What a change did to the documents table."""
 
-    stored: dict[str, Any] | None  # the record to keep (None: remove the key)
+    stored: dict[str, Any] | None  # the record to keep
     changed: bool  # whether the table must be written
-    previous: dict[str, Any] | None  # the record before the change
+    previous: dict[str, Any] | None  # the live document before the change (None: none)
+    #: whether the change goes to the fan-out (False: a replay of one already handled)
+    offer: bool = True
 
 
-def apply(stored: dict[str, Any] | None, change: Change) -> Applied:
+def is_live(record: dict[str, Any] | None) -> bool:
+    """A stored document, not the mark a delete leaves."""
+    return record is not None and not record.get("deleted")
+
+
+def apply(stored: dict[str, Any] | None, change: Change, offset: int | None = None) -> Applied:
     """SPEC §8: the highest revision wins; an equal or older put changes nothing; a delete
-    removes the document."""
+    removes the document, and the next put of any revision creates it again.
+
+    A delete leaves a mark (``"deleted": true``, with the last revision and content), and
+    every record keeps the source ``offset`` of the change that wrote it, so a change read
+    again after a crash (at or before that offset) is told apart from a new one: it changes
+    nothing, and only the change that wrote the record is offered again (its offers may not
+    have reached Kafka before the crash). Without the mark, a put replayed from before a
+    delete would create the document again, and a replayed delete would offer nothing.
+    """
+    if offset is not None and stored is not None and offset <= stored.get("offset", -1):
+        again = offset == stored["offset"]
+        previous = stored if again and stored.get("deleted") else None
+        return Applied(stored, False, previous, offer=again)
+    live = stored if is_live(stored) else None
     if change.action == "delete":
-        return Applied(None, stored is not None, stored)
-    if stored is not None and change.revision <= stored["revision"]:
-        return Applied(stored, False, stored)
-    return Applied(stored_record(change), True, stored)
+        if live is None:
+            return Applied(stored, False, None)
+        mark = {"v": RECORD_VERSION, "deleted": True, "revision": live["revision"],
+                "content": live["content"], "resource": live["resource"],
+                "updatedAt": change.updated_at}
+        return Applied(_at(mark, offset), True, live)
+    if live is not None and change.revision <= live["revision"]:
+        return Applied(stored, False, live)
+    return Applied(_at(stored_record(change), offset), True, live)
+
+
+def _at(record: dict[str, Any], offset: int | None) -> dict[str, Any]:
+    if offset is not None:
+        record["offset"] = offset
+    return record

@@ -1,14 +1,21 @@
 """Issue: replay (DESIGN.md invariant 5, SPEC §10). A new Flare app id on the same topics
 (same FLARE_TOPIC_PREFIX, new FLARE_APP_ID) starts with empty tables and rebuilds them by
 reading the topics from the beginning: the documents it answers are the same, and the
-subscribers are not sent again what they already have."""
+subscribers are not sent again what they already have. And the same app id reading the
+documents topic again (a crash before its commit) offers nothing old."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 
+import orjson
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
+from app.config import Settings
+from streams.changes import changes_group
 from tests.flare_process import poll, unique_name
 from tests.receiver import Receiver
 
@@ -90,3 +97,108 @@ def test_a_new_app_id_rebuilds_the_tables_and_resends_nothing(flare_factory):
     assert actions == {"update": 2 * (DOCUMENTS - 1)}
     for receiver in receivers:
         receiver.down()
+
+
+async def _rewind(bootstrap: str, group: str, topic: str, partitions: int) -> None:
+    """Commit offset 0 on every partition of ``topic`` for ``group`` (its members stopped):
+    what the group's committed offsets would be had the process died before committing."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
+                                enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(tps)
+        await consumer.commit({tp: 0 for tp in tps})
+    finally:
+        await consumer.stop()
+
+
+async def _caught_up(bootstrap: str, group: str, topic: str, partitions: int) -> bool:
+    """Whether ``group`` has committed ``topic`` up to its end."""
+    ends = await _ends(bootstrap, topic, partitions)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    return all(tp in offsets and offsets[tp].offset >= end for tp, end in ends.items() if end)
+
+
+async def _ends(bootstrap: str, topic: str, partitions: int) -> dict[TopicPartition, int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        return await consumer.end_offsets([TopicPartition(topic, p) for p in range(partitions)])
+    finally:
+        await consumer.stop()
+
+
+async def _read(bootstrap: str, starts: dict[TopicPartition, int]) -> list[dict]:
+    """Every record from ``starts`` to the current end, values decoded."""
+    ends = await _ends(bootstrap, next(iter(starts)).topic, len(starts))
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign(list(starts))
+        for tp, offset in starts.items():
+            consumer.seek(tp, offset)
+        found = []
+        remaining = {tp for tp in starts if ends[tp] > starts[tp]}
+        while remaining:
+            for tp, records in (await consumer.getmany(timeout_ms=1000)).items():
+                found += [orjson.loads(r.value) for r in records if r.offset < ends[tp]]
+                if records[-1].offset + 1 >= ends[tp]:
+                    remaining.discard(tp)
+        return found
+    finally:
+        await consumer.stop()
+
+
+def test_changes_read_again_after_a_crash_offer_nothing_old(flare_factory, kafka_bootstrap):
+    """Invariant 3 when the changes stage reads the documents topic again (a crash before its
+    commit): a put read again from before the delete that followed it must not be offered
+    again, or its subscriber would be told the deleted document exists; the delete that
+    wrote the table's record is offered again (its offers might not have reached Kafka)."""
+    receiver = Receiver().up()
+    flare = flare_factory().start()
+    host = f"{unique_name('again')}.test"
+    resource = flare.post("/resources", json={"endpoint": f"http://{host}/items/{{id}}",
+                                              "change": {"field": "version"}})
+    assert resource.status_code == 201, resource.text
+    answer = flare.post(f"/resources/{resource.json()['id']}/subscriptions", json={
+        "endpoint": {"url": f"{receiver.url}/n/{{id}}", "method": "post"},
+        "delivery": {"success": [200], "discard": [410]}})
+    assert answer.status_code == 201, answer.text
+    url = f"http://{host}/items/1"
+
+    def actions() -> list[tuple[str, int]]:
+        return [(r.json()["action"], r.json()["document"]["version"]) for r in receiver.received()]
+
+    assert flare.put(f"/documents/{url}", json={"version": 1}).status_code == 202
+    poll(lambda: actions() == [("create", 1)], timeout=30, message="create delivered")
+    assert flare.delete(f"/documents/{url}").status_code == 202
+    poll(lambda: actions() == [("create", 1), ("delete", 1)], timeout=30,
+         message="delete delivered")
+    flare.stop()
+
+    # As if the process had died before committing anything: the whole documents topic is
+    # read again by the same app id, against a table that already holds every change.
+    settings = Settings(app_id=flare.env["FLARE_APP_ID"])  # Flare's defaults: 4 partitions
+    deliveries = f"{flare.prefix}.deliveries"
+    before = asyncio.run(_ends(kafka_bootstrap, deliveries, settings.partitions))
+    asyncio.run(_rewind(kafka_bootstrap, changes_group(settings), f"{flare.prefix}.documents",
+                        settings.partitions))
+    flare.start()
+    poll(lambda: asyncio.run(_caught_up(kafka_bootstrap, changes_group(settings),
+                                        f"{flare.prefix}.documents", settings.partitions)),
+         timeout=30, interval=0.3, message="the documents topic read again to its end")
+    offers = [e for e in asyncio.run(_read(kafka_bootstrap, before)) if e["type"] == "offer"]
+    assert [(o["kind"], o["revision"]) for o in offers] == [("delete", 1)]
+
+    # And the subscriber, who holds no record since the delete, gets the next put as a create.
+    assert flare.put(f"/documents/{url}", json={"version": 2}).status_code == 202
+    poll(lambda: len(actions()) >= 3, timeout=30, message="the new put delivered")
+    assert flare.get(f"/documents/{url}").json()["revision"] == 2
+    assert actions() == [("create", 1), ("delete", 1), ("create", 2)]
+    receiver.down()

@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from tables.documents import (Change, Rejected, ResourceIndex, apply, change_value,
-                              decode_document, match, parse_message, stored_record)
+                              decode_document, is_live, match, parse_message, stored_record)
 from tables.errors import FlareError
 from tables.resources import Resource
 from tables.urls import match_resource
@@ -109,14 +109,61 @@ def test_highest_revision_wins(stored, change, changed, kept):
     assert applied.previous == stored
 
 
-def test_delete_removes_and_keeps_the_previous_for_the_fan_out():
+def test_delete_leaves_a_mark_and_keeps_the_previous_for_the_fan_out():
     stored = stored_record(put(4))
     applied = apply(stored, DELETE)
-    assert (applied.stored, applied.changed, applied.previous) == (None, True, stored)
+    assert applied.changed and applied.previous == stored and applied.offer
+    assert applied.stored == {"v": 1, "deleted": True, "revision": 4,
+                              "content": {"version": 4, "name": "x"}, "resource": "r",
+                              "updatedAt": 11}
+    assert not is_live(applied.stored)
 
 
 def test_delete_of_nothing_changes_nothing():
     assert apply(None, DELETE).changed is False
+    mark = apply(stored_record(put(4)), DELETE).stored
+    again = apply(mark, DELETE)
+    assert (again.changed, again.previous) == (False, None)  # nothing to tell anyone
+
+
+def test_a_put_after_a_delete_creates_again_at_any_revision():
+    mark = apply(stored_record(put(4)), DELETE).stored
+    applied = apply(mark, put(1))
+    assert applied.changed and applied.previous is None
+    assert applied.stored["revision"] == 1 and is_live(applied.stored)
+
+
+# -- apply with offsets: a change read again after a crash changes nothing ----------------
+
+def test_records_keep_the_offset_of_the_change_that_wrote_them():
+    assert apply(None, put(1), offset=7).stored["offset"] == 7
+    assert apply(stored_record(put(1)), DELETE, offset=9).stored["offset"] == 9
+
+
+def test_a_put_replayed_from_before_a_delete_does_not_create_the_document_again():
+    first = apply(None, put(3), offset=10).stored
+    mark = apply(first, DELETE, offset=11).stored
+    replayed = apply(mark, put(3), offset=10)
+    assert (replayed.changed, replayed.offer, replayed.stored) == (False, False, mark)
+    # A put after the delete (a later offset) creates it again, at any revision.
+    assert apply(mark, put(1), offset=12).changed
+
+
+def test_the_change_that_wrote_the_record_is_offered_again():
+    stored = apply(None, put(3), offset=10).stored
+    again = apply(stored, put(3), offset=10)
+    assert (again.changed, again.offer) == (False, True)
+    mark = apply(stored, DELETE, offset=11).stored
+    again = apply(mark, DELETE, offset=11)
+    # Its offers need the last content, which the mark keeps.
+    assert (again.changed, again.offer, again.previous) == (False, True, mark)
+    assert again.previous["revision"] == 3
+
+
+def test_an_older_change_read_again_is_not_offered_again():
+    stored = apply(apply(None, put(3), offset=10).stored, put(5), offset=12).stored
+    assert apply(stored, put(3), offset=10).offer is False
+    assert apply(stored, put(4), offset=11).offer is False
 
 
 def test_stored_record_shape():
