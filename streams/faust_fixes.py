@@ -3,9 +3,10 @@
 After a rebalance, ``Recovery.on_recovery_completed`` resumes the stream partitions and
 only then seeks them to their committed offsets. A fetch can slip in between, from a stale
 position; its records are later dropped as "already read" while the commit moves past them,
-so changes were lost in our SIGKILL tests (tests/integration/test_crash.py). Upstream:
+which lost changes in our SIGKILL tests while the changes stage was a Faust agent. Upstream:
 faust-streaming issue #216 / PR #217 seek first. This module applies that order until a
-released version has it; remove it then.
+released version has it; remove it then. Faust now runs only the registry agent (its
+commands are idempotent), so this matters less, but the fix is still right there.
 """
 
 from __future__ import annotations
