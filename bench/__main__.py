@@ -1,7 +1,7 @@
 """``python -m bench`` (``make bench``): every benchmark module in one run, one broker.
 
 Options: ``--quick`` (smaller, shorter runs, for trying the harness), ``--only NAME``
-(one module), ``--profile`` (also profile the changes agent once, see bench/changes.py).
+(one module), ``--profile`` (also profile the changes stage once, see bench/changes.py).
 Results: printed as they come, then bench/results/latest.json and docs/benchmarks.md.
 """
 
@@ -46,7 +46,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--only", action="append", default=[],
                         help="run only this benchmark (changes, api, dispatch); repeatable")
     parser.add_argument("--profile", action="store_true",
-                        help="also profile the changes agent under cProfile once")
+                        help="also profile the changes stage under cProfile once")
     return parser.parse_args(argv)
 
 

@@ -6,7 +6,7 @@ connections, one request in flight on each, every request a new revision of one 
 ``DOCUMENTS`` documents (about 250-byte bodies). Warm-up, then a counted window.
 
 Flare's 202 means the change is in Kafka with acks=all (SPEC §8), and the same process
-then consumes it in its changes agent: the figure is what one `flare start` sustains with
+then consumes it in its changes stage: the figure is what one `flare start` sustains with
 both. The minimal endpoint decodes the JSON body and answers 202 without Kafka, so the
 ratio shows what Flare's request path costs on top of Starlette and uvicorn.
 """

@@ -1,4 +1,4 @@
-"""The baseline for the changes agent: a plain aiokafka consume → produce pipe.
+"""The baseline for the changes stage: a plain aiokafka consume → produce pipe.
 
 It does the agent's work with the same pure functions and no framework: decode and
 validate each message (``tables.documents.parse_message``, resource matching through a
@@ -37,7 +37,7 @@ async def run(bootstrap: str, prefix: str, count: int) -> dict:
     view.resources = {r.id: r for r in workload.resources()}
     index = None
 
-    def resource_index() -> ResourceIndex:  # as the changes agent does (streams/changes.py)
+    def resource_index() -> ResourceIndex:  # as the changes stage does (streams/changes.py)
         nonlocal index
         index = ResourceIndex.of(view.resources.values(), index)
         return index

@@ -1,5 +1,5 @@
 """Document changes: what a change is, whether it is valid, what it does to the stored
-document (SPEC §8, §10). Pure: the API and the changes agent both decide with these.
+document (SPEC §8, §10). Pure: the API and the changes stage both decide with these.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ RECORD_VERSION = 1
 
 @dataclass(frozen=True)
 class Change:
-    """One accepted change of one document, as the changes agent applies it."""
+    """One accepted change of one document, as the changes stage applies it."""
 
     action: str  # "put" | "delete"
     url: str
@@ -60,7 +60,7 @@ class ResourceIndex:
     The same answer as ``tables.urls.match_resource`` over ``resources`` in the same order,
     but a lookup parses the document URL once and compares it only with the endpoints of
     its scheme, host and segment count, instead of parsing every endpoint for every change
-    (that was 80% of the changes agent's validation time with 20 resources: bench/).
+    (that was 80% of the changes stage's validation time with 20 resources: bench/).
     Immutable: :meth:`of` gives a new one when the registry has changed.
     """
 

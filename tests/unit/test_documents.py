@@ -1,4 +1,4 @@
-"""tables/documents.py: changes as the API and the changes agent decide them (SPEC §8, §10)."""
+"""tables/documents.py: changes as the API and the changes stage decide them (SPEC §8, §10)."""
 
 from __future__ import annotations
 
