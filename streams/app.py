@@ -33,10 +33,9 @@ def build_faust_app(settings: Settings) -> faust.App:
         topic_replication_factor=settings.replication_factor,
         topic_allow_declare=True,
         producer_acks=-1,
-        # The producer's batches are per partition, each lingering on its own: at 5 ms the
-        # changes agent sent a produce request every ~2 changelog records (bench/: 20 ms
-        # costs ~10% less CPU per change; 50 ms no better). Adds <= 20 ms per produced hop.
-        producer_linger=0.020,
+        # Faust's producer now carries only the registry's command replies: no linger, so a
+        # registry POST does not wait for a batch to fill (the stages have their own).
+        producer_linger=0.0,
         consumer_auto_offset_reset="earliest",
         reply_create_topic=True,
         autodiscover=False,
