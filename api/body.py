@@ -13,23 +13,14 @@ def _too_large(limit: int) -> FlareError:
 
 
 async def read_body(request: Request) -> bytes:
-    """The whole body, refusing early (Content-Length) or while streaming past the limit."""
-    limit: int = request.app.state.settings.max_body_bytes
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
+    """The whole body of a Starlette request, within ``max_body_bytes``."""
+    return await read_asgi_body(request.scope, request.receive,
+                                request.app.state.settings.max_body_bytes)
 
 
 async def read_asgi_body(scope: Scope, receive: Receive, limit: int) -> bytes:
-    """:func:`read_body` for a plain ASGI endpoint (api/documents.py)."""
+    """The whole body, refused early (Content-Length) or while arriving past ``limit``.
+    Plain ASGI, so the documents endpoint (api/documents.py) needs no Request."""
     for name, value in scope["headers"]:
         if name == b"content-length":
             if value.isdigit() and int(value) > limit:
