@@ -3,27 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from dataclasses import dataclass
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from app.config import Settings
 from bench import workload
 from streams.topics import ensure_topics
+from tests.kafka_offsets import admin_client, committed, end_offsets
 
-
-@contextlib.asynccontextmanager
-async def admin_client(bootstrap: str):
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
-    await admin.start()
-    try:
-        yield admin
-    finally:
-        await admin.close()
+__all__ = ["admin_client", "committed", "end_offsets", "prepare_prefix", "produce",
+           "wait_committed", "read_span", "Produced", "Span"]
 
 
 async def prepare_prefix(settings: Settings) -> None:
@@ -68,27 +60,6 @@ async def produce(bootstrap: str, topic: str, changes: list[workload.Change]) ->
     for change, metadata in zip(changes, results):
         last[metadata.partition] = (change.url, change.revision)
     return Produced(len(changes), time.perf_counter() - started, last)
-
-
-async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
-    await consumer.start()
-    try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        if not partitions:
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(topic) or set()
-        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
-        return {tp.partition: offset for tp, offset in ends.items()}
-    finally:
-        await consumer.stop()
-
-
-async def committed(bootstrap: str, group: str, topic: str) -> dict[int, int]:
-    """The consumer group's committed offsets on ``topic`` (partition → next offset)."""
-    async with admin_client(bootstrap) as admin:
-        offsets = await admin.list_consumer_group_offsets(group)
-    return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic}
 
 
 async def wait_committed(bootstrap: str, group: str, topic: str, ends: dict[int, int],

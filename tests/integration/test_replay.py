@@ -12,11 +12,11 @@ from collections import Counter
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from app.config import Settings
 from streams.changes import changes_group
 from tests.flare_process import poll, unique_name
+from tests.kafka_offsets import committed, end_offsets
 from tests.receiver import Receiver
 
 pytestmark = pytest.mark.integration
@@ -99,57 +99,43 @@ def test_a_new_app_id_rebuilds_the_tables_and_resends_nothing(flare_factory):
         receiver.down()
 
 
-async def _rewind(bootstrap: str, group: str, topic: str, partitions: int) -> None:
+async def _rewind(bootstrap: str, group: str, topic: str) -> None:
     """Commit offset 0 on every partition of ``topic`` for ``group`` (its members stopped):
     what the group's committed offsets would be had the process died before committing."""
+    tps = [TopicPartition(topic, p) for p in await end_offsets(bootstrap, topic)]
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
                                 enable_auto_commit=False)
     await consumer.start()
     try:
-        tps = [TopicPartition(topic, p) for p in range(partitions)]
         consumer.assign(tps)
         await consumer.commit({tp: 0 for tp in tps})
     finally:
         await consumer.stop()
 
 
-async def _caught_up(bootstrap: str, group: str, topic: str, partitions: int) -> bool:
+async def _caught_up(bootstrap: str, group: str, topic: str) -> bool:
     """Whether ``group`` has committed ``topic`` up to its end."""
-    ends = await _ends(bootstrap, topic, partitions)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        offsets = await admin.list_consumer_group_offsets(group)
-    finally:
-        await admin.close()
-    return all(tp in offsets and offsets[tp].offset >= end for tp, end in ends.items() if end)
+    ends = await end_offsets(bootstrap, topic)
+    done = await committed(bootstrap, group, topic)
+    return all(done.get(p, -1) >= end for p, end in ends.items() if end)
 
 
-async def _ends(bootstrap: str, topic: str, partitions: int) -> dict[TopicPartition, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
-    await consumer.start()
-    try:
-        return await consumer.end_offsets([TopicPartition(topic, p) for p in range(partitions)])
-    finally:
-        await consumer.stop()
-
-
-async def _read(bootstrap: str, starts: dict[TopicPartition, int]) -> list[dict]:
-    """Every record from ``starts`` to the current end, values decoded."""
-    ends = await _ends(bootstrap, next(iter(starts)).topic, len(starts))
+async def _read(bootstrap: str, topic: str, starts: dict[int, int]) -> list[dict]:
+    """Every record of ``topic`` from ``starts`` (partition → offset) to its current end."""
+    ends = await end_offsets(bootstrap, topic)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        consumer.assign(list(starts))
-        for tp, offset in starts.items():
-            consumer.seek(tp, offset)
+        consumer.assign([TopicPartition(topic, p) for p in starts])
+        for p, offset in starts.items():
+            consumer.seek(TopicPartition(topic, p), offset)
         found = []
-        remaining = {tp for tp in starts if ends[tp] > starts[tp]}
+        remaining = {p for p in starts if ends[p] > starts[p]}
         while remaining:
             for tp, records in (await consumer.getmany(timeout_ms=1000)).items():
-                found += [orjson.loads(r.value) for r in records if r.offset < ends[tp]]
-                if records[-1].offset + 1 >= ends[tp]:
-                    remaining.discard(tp)
+                found += [orjson.loads(r.value) for r in records if r.offset < ends[tp.partition]]
+                if records[-1].offset + 1 >= ends[tp.partition]:
+                    remaining.discard(tp.partition)
         return found
     finally:
         await consumer.stop()
@@ -184,16 +170,15 @@ def test_changes_read_again_after_a_crash_offer_nothing_old(flare_factory, kafka
 
     # As if the process had died before committing anything: the whole documents topic is
     # read again by the same app id, against a table that already holds every change.
-    settings = Settings(app_id=flare.env["FLARE_APP_ID"])  # Flare's defaults: 4 partitions
-    deliveries = f"{flare.prefix}.deliveries"
-    before = asyncio.run(_ends(kafka_bootstrap, deliveries, settings.partitions))
-    asyncio.run(_rewind(kafka_bootstrap, changes_group(settings), f"{flare.prefix}.documents",
-                        settings.partitions))
+    group = changes_group(Settings(app_id=flare.env["FLARE_APP_ID"]))
+    documents, deliveries = f"{flare.prefix}.documents", f"{flare.prefix}.deliveries"
+    before = asyncio.run(end_offsets(kafka_bootstrap, deliveries))
+    asyncio.run(_rewind(kafka_bootstrap, group, documents))
     flare.start()
-    poll(lambda: asyncio.run(_caught_up(kafka_bootstrap, changes_group(settings),
-                                        f"{flare.prefix}.documents", settings.partitions)),
+    poll(lambda: asyncio.run(_caught_up(kafka_bootstrap, group, documents)),
          timeout=30, interval=0.3, message="the documents topic read again to its end")
-    offers = [e for e in asyncio.run(_read(kafka_bootstrap, before)) if e["type"] == "offer"]
+    offers = [e for e in asyncio.run(_read(kafka_bootstrap, deliveries, before))
+              if e["type"] == "offer"]
     assert [(o["kind"], o["revision"]) for o in offers] == [("delete", 1)]
 
     # And the subscriber, who holds no record since the delete, gets the next put as a create.
