@@ -17,18 +17,23 @@ The table is kept in ``<app id>-documents-changelog`` (the name Faust used for i
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
 import orjson
 
 from app.config import Settings
-from streams.registry_view import RegistryView
-from streams.stage import Stage, Table, decode
+from streams.registry_view import REGISTRY_HEADER, RegistryUnavailable, RegistryView
+from streams.stage import (MAX_RECORD_BYTES, Parked, Stage, StageBroken, Table, check_size,
+                           decode)
 from tables.documents import Applied, Change, Rejected, apply, parse_message
 
 #: Offers for one change: (deliveries key, value) pairs, built by the delivery stage.
 OfferBuilder = Callable[[Change, Applied], list[tuple[bytes, bytes]]]
+#: A message without a registry mark that names no known resource makes the view catch
+#: up with the registry topics before it is rejected, at most this often (seconds).
+CATCH_UP_EVERY = 0.5
 
 
 def changes_group(settings: Settings) -> str:
@@ -37,6 +42,13 @@ def changes_group(settings: Settings) -> str:
 
 def changelog_topic(settings: Settings) -> str:
     return f"{settings.app_id}-documents-changelog"
+
+
+def header(message: Any, name: str) -> bytes | None:
+    for key, value in message.headers or ():
+        if key == name:
+            return value
+    return None
 
 
 class Changes(Stage):
@@ -54,36 +66,118 @@ class Changes(Stage):
         self.offers: OfferBuilder | None = None
         self.accepted = 0
         self.rejected_count = 0
+        self._caught_up_at = 0.0
+        #: the resource ids the tables were last purged against (SPEC §5: a deleted
+        #: resource's documents go), and the registry index they were read from
+        self._resources_seen: set[str] = set()
+        self._index_seen: object = None
 
     async def process(self, message: Any, table: Table) -> None:
-        try:
-            change = parse_message(message.key, message.value, self.view.resource_index(),
-                                   message.timestamp)
-        except Rejected as exc:
-            await self._reject(message, exc.reason)
-            return
-        except Exception as exc:  # a bug must park the message, not stop the partition
-            self.log.exception("unexpected error on %s[%s]@%s", message.topic,
-                               message.partition, message.offset)
-            await self._reject(message, f"internal error: {exc.__class__.__name__}")
-            return
+        """Steps: wait for the registry the change was accepted against; decide (pure);
+        encode and size every record; only then write the table and produce the offers,
+        so a message that cannot be handled is parked before anything of it is written."""
+        mark = header(message, REGISTRY_HEADER)
+        await self._registry_at(mark)
+        change = await self._parse(message, mark)
         key = message.key
         applied = apply(decode(table.get(key)), change, message.offset)
-        if applied.changed:
-            await self.write(message.partition, key,
-                             None if applied.stored is None else orjson.dumps(applied.stored))
-        self.accepted += 1
+        record = None
+        if applied.changed and applied.stored is not None:
+            record = _encode(applied.stored, "the stored document")
+            check_size(key, record, what="the stored document")
+        offers: list[tuple[bytes, bytes]] = []
         if self.offers is not None and applied.offer:
-            for offer_key, offer_value in self.offers(change, applied):
-                await self.produce(self.deliveries_topic, offer_value, key=offer_key)
+            try:
+                offers = self.offers(change, applied)
+            except (TypeError, ValueError) as exc:  # orjson: nesting, integers, text
+                raise Parked(f"the notification cannot be encoded: {exc}") from None
+            if offers:
+                check_size(offers[0][0], offers[0][1], what="a notification")
+        # Writes: nothing below depends on the message any more.
+        if applied.changed:
+            await self.write(message.partition, key, record)
+        self.accepted += 1
+        if offers:
+            headers = [(REGISTRY_HEADER, self.view.mark())]
+            for offer_key, offer_value in offers:
+                await self.produce(self.deliveries_topic, offer_value, key=offer_key,
+                                   headers=headers)
 
-    async def _reject(self, message: Any, reason: str) -> None:
+    async def _registry_at(self, mark: bytes | None) -> None:
+        """Invariant 7: decide against a registry at least as new as the one the change
+        was accepted against (another process may have created its resource just now)."""
+        if mark is not None and not self.view.reached(mark):
+            try:
+                await self.view.reach(mark)
+            except RegistryUnavailable as exc:
+                raise StageBroken(f"the registry view did not reach {mark!r}: {exc}") from exc
+
+    async def _parse(self, message: Any, mark: bytes | None) -> Change:
+        def parse() -> Change:
+            return parse_message(message.key, message.value, self.view.resource_index(),
+                                 message.timestamp)
+        try:
+            return parse()
+        except Rejected as exc:
+            # A direct producer carries no mark: its resource may be newer than this view.
+            if (mark is None and "could not found a resource" in exc.reason
+                    and time.monotonic() - self._caught_up_at >= CATCH_UP_EVERY):
+                self._caught_up_at = time.monotonic()
+                try:
+                    await self.view.catch_up()
+                except Exception as caught:
+                    raise StageBroken(f"the registry view did not catch up: {caught!r}") from caught
+                try:
+                    return parse()
+                except Rejected as again:
+                    raise Parked(again.reason) from None
+            raise Parked(exc.reason) from None
+
+    async def park(self, message: Any, reason: str) -> None:
         self.rejected_count += 1
-        await self.produce(
-            self.rejected_topic, message.value, key=message.key,
-            headers=[("flare-reason", reason.encode()),
-                     ("flare-source",
-                      f"{message.topic}/{message.partition}/{message.offset}".encode())])
+        headers = [("flare-reason", reason.encode()),
+                   ("flare-source", f"{message.topic}/{message.partition}/{message.offset}".encode())]
+        # The original bytes, or as much of them as a record can carry.
+        value = message.value
+        if value is not None and len(value) + len(message.key or b"") > MAX_PARKED:
+            headers.append(("flare-truncated", str(len(value)).encode()))
+            value = value[:MAX_PARKED - len(message.key or b"")]
+        await self.produce(self.rejected_topic, value, key=message.key, headers=headers)
+
+    # -- SPEC §5: a deleted resource's documents go --------------------------------------
+    async def before_batch(self) -> None:
+        index = self.view.resource_index()
+        if index is self._index_seen:
+            return
+        self._index_seen = index
+        now = set(self.view.resources)
+        gone, self._resources_seen = self._resources_seen - now, now
+        if gone:
+            await self._purge(gone)
+
+    async def on_tables(self, assigned: list) -> None:
+        # Resources deleted while this process did not own a partition: any record whose
+        # resource the (caught up) view no longer has.
+        self._index_seen = self.view.resource_index()
+        self._resources_seen = set(self.view.resources)
+        await self._purge(None)
+
+    async def _purge(self, gone: set[str] | None) -> None:
+        """Drop the records of deleted resources (``gone``; None: any unknown resource)."""
+        known = self._resources_seen
+
+        def doomed_resource(value: bytes) -> bool:
+            resource = _resource_of(value)
+            return resource in gone if gone is not None else resource not in known
+
+        dropped = 0
+        for partition, table in list(self.tables.items()):
+            doomed = [key for key, value in table.items() if doomed_resource(value)]
+            for key in doomed:
+                await self.write(partition, key, None)
+            dropped += len(doomed)
+        if dropped:
+            self.log.info("dropped %d documents of deleted resources", dropped)
 
     # -- reads for the API -----------------------------------------------------------
     def owner_of(self, url: str) -> str | None:
@@ -92,3 +186,24 @@ class Changes(Stage):
 
     def local(self, url: str) -> dict[str, Any] | None:
         return self.get(url.encode())
+
+
+#: The most of a parked message's bytes kept on the rejected topic (headers need room).
+MAX_PARKED = MAX_RECORD_BYTES - 64 * 1024
+
+
+def _encode(record: dict[str, Any], what: str) -> bytes:
+    try:
+        return orjson.dumps(record)
+    except (TypeError, ValueError) as exc:  # orjson.JSONEncodeError is a TypeError
+        raise Parked(f"{what} cannot be encoded: {exc}") from None
+
+
+def _resource_of(value: bytes) -> str | None:
+    """The resource id of a documents-table record, without decoding all of it (ids are
+    UUIDs; records are written by orjson, so the key is spelled exactly so)."""
+    at = value.find(b'"resource":"')
+    if at < 0:
+        return None
+    start = at + len(b'"resource":"')
+    return value[start:value.index(b'"', start)].decode()

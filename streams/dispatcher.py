@@ -27,9 +27,14 @@ Replays (after a crash the consumer resumes at the last commit, and the table is
 of it) must change nothing: offers older than what a key holds or waits for change nothing,
 and nothing of a partition is sent until its replay has reached the end the partition had
 when it was assigned, so a put replayed after a delete is settled by that delete first.
-An outcome is recorded only while the partition's table is the one the request was sent
-from; after a rebalance the owner sends again (at-least-once; receivers dedupe on
-``webhook-id``).
+
+Rebalances (DESIGN.md invariant 7): when partitions are revoked, nothing new is sent, the
+queued requests are dropped, and the stage waits (up to ``delivery_timeout`` and a little
+more) for the requests in flight, whose outcomes are recorded and committed before the
+partitions go. So the next owner starts from a table that knows what was delivered, and a
+request of the old owner never reaches a subscriber after one of the new owner's. A
+request still in flight after that wait is cancelled and its outcome not recorded: the
+new owner sends again (at-least-once; receivers dedupe on ``webhook-id``).
 """
 
 from __future__ import annotations
@@ -44,9 +49,10 @@ import orjson
 from aiokafka import TopicPartition
 
 from app.config import Settings
-from streams.registry_view import RegistryView
+from streams.changes import header
+from streams.registry_view import REGISTRY_HEADER, RegistryUnavailable, RegistryView
 from streams.sender import Sender, signed_headers
-from streams.stage import Stage, Table, decode
+from streams.stage import Parked, Stage, StageBroken, Table, decode
 from tables.delivery import (DeliveryState, PendingChange, due, next_action, offer, on_outcome,
                              redrive, webhook_id)
 from tables.documents import Applied, Change
@@ -55,6 +61,8 @@ from tables.outcome import Outcome, classify
 from tables.request import build_request
 
 SCAN_INTERVAL = 0.25
+#: Beyond ``delivery_timeout``, how long a revoke waits for requests in flight (seconds).
+REVOKE_GRACE = 2.0
 
 
 def delivery_key(subscription_id: str, document_url: str) -> bytes:
@@ -81,8 +89,6 @@ def state_of(value: bytes | None) -> DeliveryState:
 
 class Dispatcher(Stage):
     label = "dispatcher"
-    #: A delivery changes its key twice in quick succession (offered, then delivered).
-    buffer_changelog = True
 
     def __init__(self, settings: Settings, view: RegistryView) -> None:
         super().__init__(settings, settings.topic("deliveries"), deliveries_group(settings),
@@ -100,6 +106,16 @@ class Dispatcher(Stage):
         self._queue: asyncio.Queue = asyncio.Queue()
         self._workers: list[asyncio.Task] = []
         self._scanner: asyncio.Task | None = None
+        #: bumped when partitions are revoked: a job of an older epoch sends nothing and
+        #: records nothing
+        self._epoch = 0
+        #: set between a revoke and the next assignment: nothing new is sent
+        self._frozen = False
+        #: requests being sent now, and an event set whenever there are none
+        self._sending = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.rejected_topic = settings.topic("deliveries.rejected")
 
     # -- fan-out (asked by the changes stage for each accepted change) ------------------
     def offers(self, change: Change, applied: Applied) -> list[tuple[bytes, bytes]]:
@@ -116,15 +132,14 @@ class Dispatcher(Stage):
             revision, document = change.revision, change.document
         value = orjson.dumps({"v": 1, "type": "offer", "kind": change.action,
                               "revision": revision, "document": document,
-                              "updatedAt": change.updated_at})
+                              "updatedAt": change.updated_at})  # may raise: the caller parks
         return [(delivery_key(subscription.id, change.url), value)
                 for subscription in subscriptions]
 
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
         self._sender = Sender(self.settings.delivery_timeout, self.settings.delivery_concurrency)
-        self._workers = [asyncio.create_task(self._work(), name=f"flare-sender-{n}")
-                         for n in range(self.settings.delivery_concurrency)]
+        self._start_workers()
         await super().start()
         self._scanner = asyncio.create_task(self._scan_forever(), name="flare-dispatcher-scan")
 
@@ -139,17 +154,39 @@ class Dispatcher(Stage):
         if self._sender is not None:
             await self._sender.close()
 
+    def _start_workers(self) -> None:
+        self._workers = [asyncio.create_task(self._work(), name=f"flare-sender-{n}")
+                         for n in range(self.settings.delivery_concurrency)]
+
     # -- events ------------------------------------------------------------------------
     async def process(self, message: Any, table: Table) -> None:
         key, partition = message.key, message.partition
         try:
-            event = orjson.loads(message.value)
+            mark = header(message, REGISTRY_HEADER)
+            if mark is not None and not self.view.reached(mark):
+                # The offer was made against a registry this view has not read yet: an
+                # unknown subscription here would be one created just now, not a deleted one.
+                try:
+                    await self.view.reach(mark)
+                except RegistryUnavailable as exc:
+                    raise StageBroken(f"the registry view did not reach {mark!r}") from exc
+            try:
+                event = orjson.loads(message.value)
+                if key is None or not isinstance(event, dict):
+                    raise ValueError("expected a keyed JSON object")
+            except ValueError as exc:
+                raise Parked(f"not a delivery event: {exc}") from None
             await self._apply(partition, table, key, event)
-        except Exception:  # one bad event must not stop the partition
-            self.log.exception("cannot apply delivery event for %r", key)
-        end = self._catching_up.get(partition)
-        if end is not None and message.offset + 1 >= end:
-            del self._catching_up[partition]
+        finally:
+            end = self._catching_up.get(partition)
+            if end is not None and message.offset + 1 >= end:
+                del self._catching_up[partition]
+
+    async def park(self, message: Any, reason: str) -> None:
+        self.log.warning("parked delivery event %s[%s]@%s: %s", message.topic,
+                         message.partition, message.offset, reason)
+        await self.produce(self.rejected_topic, message.value or b"", key=message.key,
+                           headers=[("flare-reason", reason.encode())])
 
     async def _apply(self, partition: int, table: Table, key: bytes,
                      event: dict[str, Any]) -> None:
@@ -218,7 +255,7 @@ class Dispatcher(Stage):
                       now: float) -> None:
         """Store the state; send what is due unless a request of this key is in flight."""
         action = None
-        if key not in self.inflight and partition not in self._catching_up:
+        if key not in self.inflight and self._sendable(partition):
             state, action = next_action(state, now)
             if action is not None:
                 self.inflight.add(key)  # now, before any await: one request per key
@@ -236,32 +273,44 @@ class Dispatcher(Stage):
             self.waiting.discard(key)
 
     # -- sending -----------------------------------------------------------------------
+    def _sendable(self, partition: int) -> bool:
+        """Whether requests of this partition may start now."""
+        return not self._frozen and partition not in self._catching_up
+
     def _start(self, partition: int, table: Table, key: bytes, change: PendingChange,
                action: str) -> None:
-        self._queue.put_nowait((partition, table, key, change, action))
+        self._queue.put_nowait((self._epoch, partition, table, key, change, action))
 
     async def _work(self) -> None:
         """One of the senders: a fixed pool bounds the requests in flight, and a burst
         (one change to 10,000 subscribers) queues jobs instead of starting 10,000 tasks."""
         while True:
-            job = await self._queue.get()
+            epoch, *job = await self._queue.get()
+            if epoch != self._epoch:  # queued before a revoke: the new owner sends it
+                self.inflight.discard(job[2])
+                continue
+            self._sending += 1
+            self._idle.clear()
             try:
-                await self._deliver(*job)
+                await self._deliver(epoch, *job)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 self.log.exception("delivery of %r failed", job[2])
+            finally:
+                self._sending -= 1
+                if self._sending == 0:
+                    self._idle.set()
 
-    async def _deliver(self, partition: int, table: Table, key: bytes, change: PendingChange,
-                       action: str) -> None:
+    async def _deliver(self, epoch: int, partition: int, table: Table, key: bytes,
+                       change: PendingChange, action: str) -> None:
         """Prepare, send, and record the outcome in the table."""
         released = False
         try:
             outcome, status = await self._send(key, change, action)
-            # Mid-rebalance the table may be re-read from its changelog: record only after
-            # it, and only in the table the request was sent from.
-            await self.ready.wait()
-            if self.tables.get(partition) is not table:
+            # Recorded only in the table the request was sent from, before the partitions
+            # it belongs to are given up (on_revoke waits for this).
+            if epoch != self._epoch or self.tables.get(partition) is not table:
                 return  # the partition moved or was rebuilt: its owner sends again
             subscription = self.view.subscriptions.get(split_key(key)[0])
             if subscription is None:
@@ -314,9 +363,8 @@ class Dispatcher(Stage):
                 self.log.exception("delivery scan failed")
 
     async def _scan(self) -> None:
-        if not self.ready.is_set():
+        if not self.ready.is_set() or self._frozen:
             return
-        await self._check_caught_up()
         now = time.time()
         held = []
         for key in self.waiting.pop_due(now):
@@ -338,16 +386,40 @@ class Dispatcher(Stage):
         for key in held:  # looked at again on the next scan
             self.waiting.set(key, now)
 
-    async def _check_caught_up(self) -> None:
-        """A partition whose replay had nothing to read is caught up once its position
-        reaches the end it had when assigned (the loop sees the others)."""
-        if not self._catching_up or self._consumer is None:
-            return
-        for partition, end in list(self._catching_up.items()):
-            tp = TopicPartition(self.source, partition)
-            with contextlib.suppress(Exception):
-                if tp in self._consumer.assignment() and await self._consumer.position(tp) >= end:
-                    self._catching_up.pop(partition, None)
+    async def on_revoke(self) -> None:
+        """Every partition is about to go: send nothing new, drop what is queued, and let
+        the requests in flight record their outcomes (module docstring, Rebalances)."""
+        self._frozen = True
+        self._drop_queued()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._idle.wait(),
+                                   self.settings.delivery_timeout + REVOKE_GRACE)
+        if not self._idle.is_set():
+            self.log.warning("%d requests still in flight at a rebalance: cancelled, the "
+                             "next owner sends them again", self._sending)
+            for task in self._workers:
+                task.cancel()
+            await asyncio.gather(*self._workers, return_exceptions=True)
+            self._sending = 0
+            self._idle.set()
+            self._start_workers()
+        self._epoch += 1  # nothing of the old assignment records from now on
+        self.inflight.clear()
+        self.waiting = DueIndex()
+
+    def _drop_queued(self) -> None:
+        while not self._queue.empty():
+            _, _, _, key, *_ = self._queue.get_nowait()
+            self.inflight.discard(key)
+
+    async def _close(self) -> None:
+        """A restart: nothing of the old clients' assignment is sent or recorded."""
+        self._frozen = True
+        self._drop_queued()
+        self._epoch += 1
+        self.inflight.clear()
+        self.waiting = DueIndex()
+        await super()._close()
 
     async def on_tables(self, assigned: list[TopicPartition]) -> None:
         """A new assignment: index the waiting keys, and hold each partition's sends until
@@ -359,8 +431,19 @@ class Dispatcher(Stage):
             and not record.get("dead"))
         self._catching_up = {}
         if assigned and self._consumer is not None:
+            # Where the replay starts: the next unprocessed offset (a kept partition), else
+            # the committed one, else the log's start. Not the consumer's position, which
+            # moves when a batch is fetched, before it is processed.
             ends = await self._consumer.end_offsets(assigned)
-            self._catching_up = {tp.partition: end for tp, end in ends.items() if end > 0}
+            starts = await self._consumer.beginning_offsets(assigned)
+            for tp in assigned:
+                start = self.next_offset.get(tp.partition)
+                if start is None:
+                    committed = await self._consumer.committed(tp)
+                    start = max(committed or 0, starts[tp])
+                if start < ends[tp]:
+                    self._catching_up[tp.partition] = ends[tp]
+        self._frozen = False
 
     # -- reads and commands for the API ---------------------------------------------------
     def local_deliveries(self, subscription_id: str, state: str | None) -> list[dict[str, Any]]:

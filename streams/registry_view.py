@@ -23,6 +23,11 @@ from tables.documents import ResourceIndex
 
 log = logging.getLogger("flare.registry")
 
+#: Header on documents and offers: the registry position (``<resources>,<subscriptions>``
+#: next offsets) of the view that accepted the change. A stage on another process waits
+#: until its own view has read that far before deciding (DESIGN.md invariant 7).
+REGISTRY_HEADER = "flare-registry"
+
 
 class RegistryUnavailable(RuntimeError):
     """The view did not reach the wanted offset in time (broker down or slow)."""
@@ -165,3 +170,23 @@ class RegistryView:
             log.warning("skipping unreadable %s record %r: %s", topic, object_id, exc)
             return
         table[object_id] = obj
+
+    # -- the registry barrier between processes (REGISTRY_HEADER) ------------------
+    def mark(self) -> bytes:
+        """This view's position, for REGISTRY_HEADER."""
+        return (f"{self._next_offset[self.resources_topic]},"
+                f"{self._next_offset[self.subscriptions_topic]}").encode()
+
+    def reached(self, mark: bytes) -> bool:
+        """Whether this view has read at least as far as ``mark`` (a bad mark counts as
+        reached: it must not hold a stage up)."""
+        try:
+            resources, subscriptions = (int(x) for x in mark.split(b","))
+        except ValueError:
+            return True
+        return (self._next_offset[self.resources_topic] >= resources
+                and self._next_offset[self.subscriptions_topic] >= subscriptions)
+
+    async def reach(self, mark: bytes, timeout: float = 30.0) -> None:
+        """Return once this view has read as far as ``mark``."""
+        await self._wait(lambda: self.reached(mark), timeout)

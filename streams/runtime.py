@@ -28,8 +28,8 @@ from app.config import Settings
 from streams.changes import Changes
 from streams.dispatcher import Dispatcher
 from streams.registry import Registry
-from streams.registry_view import RegistryView
-from streams.stage import partition_of
+from streams.registry_view import REGISTRY_HEADER, RegistryView
+from streams.stage import PRODUCER_MAX_REQUEST, partition_of
 from streams.topics import ensure_topics
 from tables.errors import FlareError
 
@@ -85,8 +85,12 @@ class Runtime:
         # The partition murmur2 gives the key, as aiokafka would, from the cache.
         known = self.producer.client.cluster.partitions_for_topic(topic)
         partition = partition_of(key, len(known)) if known else None
+        # The registry this change was accepted against: the owner of the partition, on
+        # whatever process, decides against one at least as new (invariant 7).
+        headers = [(REGISTRY_HEADER, self.view.mark())]
         try:
-            await self.producer.send_and_wait(topic, value, key=key, partition=partition)
+            await self.producer.send_and_wait(topic, value, key=key, partition=partition,
+                                              headers=headers)
         except KafkaError as exc:
             raise FlareError(503, "error during document write",
                              f"Kafka did not acknowledge the change: {exc.__class__.__name__}") from None
@@ -119,7 +123,7 @@ class Runtime:
             self.reason = "starting the producer"
             self.producer = AIOKafkaProducer(
                 bootstrap_servers=self.settings.kafka_bootstrap, acks="all",
-                enable_idempotence=True, linger_ms=2,
+                enable_idempotence=True, linger_ms=2, max_request_size=PRODUCER_MAX_REQUEST,
             )
             await self.producer.start()
             self.registry.producer = self.producer

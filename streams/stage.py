@@ -1,23 +1,40 @@
 """A keyed stage with its own table: one consumer group, batches in, commits after acks.
 
 The changes stage and the dispatcher are both built on this (streams/changes.py,
-streams/dispatcher.py). Why not Faust agents and tables (DESIGN.md, "Faust pitfalls"):
-Faust's per-message machinery caps an agent at about 7,000 events/s here even doing
-nothing, and faust-streaming 0.15.3 was seen committing past messages it never handed to
-the agent after a SIGKILL restart, which lost changes (DESIGN.md invariant 1). Here the
-work per message is shared across a batch and the commit is ours:
+streams/dispatcher.py). Why not Faust agents and tables (docs/architecture.md): Faust's
+per-message machinery capped an agent at about 7,000 events/s here, and faust-streaming
+0.15.3 was seen committing past messages it never handed to the agent after a SIGKILL.
+Here the work per message is shared across a batch and the commit is ours:
 
 - one aiokafka consumer in the stage's own group reads batches of the source topic; the
-  stage decides each message with pure functions and writes its table (a dict per
-  partition) and the records that follow, produced without waiting for each;
-- about once a second (beside the loop, which goes on), before giving partitions up and
-  at stop, it waits for the broker's acks=all acknowledgement of everything produced for
-  the messages processed so far, and only then commits their offsets. A committed message's effects are therefore
-  always in Kafka (table changelog and downstream topics), and a crash replays the rest;
-  stages make replays change nothing (revisions only move forward);
+  stage decides each message with pure functions, writes its table (a dict per owned
+  partition) and produces the records that follow without waiting for each;
+- a message whose handling fails — parsing, deciding, serialising, a record too large —
+  is parked with its reason (:meth:`Stage.park`) and the partition goes on (DESIGN.md
+  invariant 6). Every record is checked against :data:`MAX_RECORD_BYTES` before anything
+  of the message is written, so a message is handled whole or parked whole;
+- the commit, about once a second beside the loop, before giving partitions up, and at
+  stop, runs in this order (each step waits for the one before):
+
+    1. wait for the broker's acks=all acknowledgement of every record produced for the
+       messages processed so far (offers, outcomes, rejected copies);
+    2. write each changed table key's latest record to the changelog, and wait for those
+       acks too: the changelog (what a restart rebuilds the table from) is never ahead of
+       what the table's changes produced downstream, whatever order the broker
+       acknowledges partitions in;
+    3. commit the source offsets of those messages.
+
+  A committed message's effects are therefore always in Kafka, and a crash replays the
+  rest; stages make replays change nothing (records keep the source offset that wrote
+  them);
+- a failure not tied to one message (the producer gave up, the broker went away while
+  recovering a table) stops the loop: the stage closes its clients (leaving the group, so
+  the partitions go to others at once), waits with a backoff and starts again from the
+  last commit. ``/readyz`` says why meanwhile;
 - the table lives in a compacted changelog topic, partitioned like the source, rebuilt
   for each partition this process is given, and kept across a rebalance that gives the
-  partition back unchanged (the changelog ends where this process last wrote it);
+  partition back unchanged (the changelog ends where this process last wrote it, and the
+  last commit succeeded);
 - the group's assignor (streams/ownership.py) tells every member which process owns each
   partition, so the API can ask the owner.
 """
@@ -33,7 +50,7 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 from aiokafka.partitioner import murmur2
 
 from app.config import Settings
@@ -46,6 +63,16 @@ MAX_BATCH = 2000
 #: batch at once would hold up the API and the requests in flight for tens of ms.
 YIELD_EVERY = 200
 FETCH_BYTES = 4 * 1024 * 1024
+#: The largest record a stage produces (key + value + headers). Flare's topics are
+#: created to carry it (streams/topics.py); a message whose records would be larger is
+#: parked instead, so the broker never refuses a record of a message already half handled.
+MAX_RECORD_BYTES = 4 * 1024 * 1024
+#: Room the producer keeps above MAX_RECORD_BYTES for the record and batch framing.
+PRODUCER_MAX_REQUEST = MAX_RECORD_BYTES + 64 * 1024
+#: Backoff of a stage that restarts itself: first wait, and cap (seconds).
+RESTART_INITIAL, RESTART_MAX = 1.0, 30.0
+#: How often a rebalance callback tries to read a changelog before the stage restarts.
+RECOVER_TRIES = 3
 
 #: key → its record as JSON. Bytes, not dicts: the garbage collector does not track bytes,
 #: and with tens of thousands of dict records each full collection took 50-65 ms of the
@@ -64,16 +91,38 @@ def partition_of(key: bytes, partitions: int) -> int:
     return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
+class Parked(Exception):
+    """One message cannot be handled; ``reason`` says why. Raised by :meth:`Stage.process`
+    before anything of the message was written; the stage parks the message."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class StageBroken(Exception):
+    """A failure not tied to one message: the stage restarts."""
+
+
+def check_size(key: bytes | None, value: bytes | None,
+               headers: list[tuple[str, bytes]] | None = None, what: str = "record") -> None:
+    """Raise :class:`Parked` when a record would be larger than Flare's topics carry."""
+    size = len(key or b"") + len(value or b"") + sum(len(k) + len(v) for k, v in headers or ())
+    if size > MAX_RECORD_BYTES:
+        raise Parked(f"{what} of {size} bytes is larger than the {MAX_RECORD_BYTES} bytes "
+                     "a record may have")
+
+
 class Stage(ConsumerRebalanceListener):
-    """Subclasses implement :meth:`process` (and may hook :meth:`on_tables`)."""
+    """Subclasses implement :meth:`process` and :meth:`park` (and may hook
+    :meth:`on_tables` and :meth:`on_revoke`)."""
 
     #: for log lines and /readyz
     label = "stage"
-    #: Write each changed key's latest record to the changelog once per commit instead of
-    #: at every change. The changelog is compacted, so only the latest record of a key
-    #: counts, and the commit writes them before it waits for acks and commits offsets, so
-    #: what a committed offset produced is still always in Kafka.
-    buffer_changelog = False
+    #: Write each changed key's latest record to the changelog once per commit (step 2 of
+    #: the module docstring) instead of at every change. The changelog is compacted, so
+    #: only the latest record of a key counts.
+    buffer_changelog = True
 
     def __init__(self, settings: Settings, source: str, group: str, changelog: str) -> None:
         self.settings = settings
@@ -86,11 +135,16 @@ class Stage(ConsumerRebalanceListener):
         self.tables: dict[int, Table] = {}
         #: the source topic's partition count (read from the broker once assigned)
         self.partitions = settings.partitions
-        #: bumped by every rebalance: work started before one must not write after it
-        self.generation = 0
         self.ready = asyncio.Event()
-        self.producer: AIOKafkaProducer | None = None
-        self._consumer: AIOKafkaConsumer | None = None
+        self.producer: Any = None
+        self._consumer: Any = None
+        #: times the stage restarted itself after a failure not tied to a message
+        self.restarts = 0
+        #: messages parked (handled no further) since start
+        self.parked = 0
+        #: partition → the next source offset to process; offsets below it were processed
+        #: (a batch fetched before a rebalance and fetched again after it is skipped)
+        self.next_offset: dict[int, int] = {}
         #: partition → the changelog offset after the last record this process wrote or read
         self._changelog_next: dict[int, int] = {}
         self._pending: list[asyncio.Future] = []
@@ -101,35 +155,109 @@ class Stage(ConsumerRebalanceListener):
         self._task: asyncio.Task | None = None
         self._committing: asyncio.Task | None = None
         self._stopping = False
+        #: why the stage is restarting (None: running)
         self._failed: BaseException | None = None
+        #: set by a callback that cannot go on (the loop raises it: the stage restarts)
+        self._broken: BaseException | None = None
 
     # -- what a stage does -------------------------------------------------------------
     async def process(self, message: Any, table: Table) -> None:
+        """Handle one message. Raise :class:`Parked` (or anything) before writing to
+        park it; once it writes or produces, it must finish."""
+        raise NotImplementedError
+
+    async def park(self, message: Any, reason: str) -> None:
+        """Keep a message that cannot be handled, with its reason."""
         raise NotImplementedError
 
     async def on_tables(self, assigned: list[TopicPartition]) -> None:
         """Called once the tables of a new assignment are ready, before processing starts
         (``assigned``: the source partitions now owned)."""
 
-    # -- lifecycle ---------------------------------------------------------------------
-    async def start(self) -> None:
-        bootstrap = self.settings.kafka_bootstrap
-        self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all",
-                                         enable_idempotence=True, linger_ms=5,
-                                         max_batch_size=256 * 1024)
-        await self.producer.start()
+    async def on_revoke(self) -> None:
+        """Called when every partition is about to be given up, before the last commit."""
+
+    async def before_batch(self) -> None:
+        """Called before each batch is processed (with the stage's lock held)."""
+
+    # -- clients (fault tests replace these) -------------------------------------------
+    def new_producer(self) -> Any:
+        return AIOKafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap, acks="all",
+                                enable_idempotence=True, linger_ms=5,
+                                max_batch_size=256 * 1024,
+                                max_request_size=PRODUCER_MAX_REQUEST)
+
+    def new_consumer(self) -> Any:
         timeout_ms = int(self.settings.session_timeout * 1000)
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, group_id=self.group,
+        return AIOKafkaConsumer(
+            bootstrap_servers=self.settings.kafka_bootstrap, group_id=self.group,
             enable_auto_commit=False, auto_offset_reset="earliest",
             partition_assignment_strategy=(self.assignor,),
             session_timeout_ms=timeout_ms, heartbeat_interval_ms=max(500, timeout_ms // 5),
             rebalance_timeout_ms=max(timeout_ms * 2, 10_000), max_poll_records=MAX_BATCH,
             max_partition_fetch_bytes=FETCH_BYTES,
         )
+
+    def new_reader(self) -> Any:
+        """A group-less consumer that reads changelogs."""
+        return AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap,
+                                enable_auto_commit=False, group_id=None,
+                                max_partition_fetch_bytes=FETCH_BYTES)
+
+    # -- lifecycle ---------------------------------------------------------------------
+    async def start(self) -> None:
+        await self._open()
+        self._task = asyncio.create_task(self._supervise(), name=f"flare-{self.label}")
+
+    async def _open(self) -> None:
+        self.producer = self.new_producer()
+        await self.producer.start()
+        self._consumer = self.new_consumer()
         self._consumer.subscribe([self.source], listener=self)
         await self._consumer.start()
-        self._task = asyncio.create_task(self._run(), name=f"flare-{self.label}")
+
+    async def _close(self) -> None:
+        """Drop the clients without committing: the partitions go to the group."""
+        self.ready.clear()
+        if self._committing is not None:
+            self._committing.cancel()
+            with contextlib.suppress(BaseException):
+                await self._committing
+            self._committing = None
+        for client in (self._consumer, self.producer):
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    await client.stop()
+        self._consumer = self.producer = None
+        # What was not committed is read again, so nothing of it may be kept.
+        self.tables, self._changelog_next, self.next_offset = {}, {}, {}
+        self._pending, self._dirty, self._positions = [], {}, {}
+        self._broken = None
+
+    async def _supervise(self) -> None:
+        """Run the loop; after a failure not tied to a message, start again with backoff."""
+        delay = RESTART_INITIAL
+        while not self._stopping:
+            started = time.monotonic()
+            try:
+                if self._consumer is None:
+                    await self._open()
+                await self._run()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self._stopping:
+                    return
+                self._failed = exc
+                self.restarts += 1
+                if time.monotonic() - started > 10 * RESTART_MAX:
+                    delay = RESTART_INITIAL  # it had run well for a while
+                self.log.error("the %s stage failed (%r); restarting in %.0fs", self.label,
+                               exc, delay)
+                await self._close()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RESTART_MAX)
 
     async def stop(self) -> None:
         self._stopping = True
@@ -139,20 +267,19 @@ class Stage(ConsumerRebalanceListener):
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
-        if self._consumer is not None:
+        if self._consumer is not None and self._broken is None:
             with contextlib.suppress(Exception):
                 async with self._lock:
                     await self.commit()
-            with contextlib.suppress(Exception):
-                await self._consumer.stop()
-        if self.producer is not None:
-            with contextlib.suppress(Exception):
-                await self.producer.stop()
+        for client in (self._consumer, self.producer):
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    await client.stop()
 
     def readiness(self) -> str | None:
         """None when ready, else why not."""
         if self._failed is not None:
-            return f"the {self.label} stage failed: {self._failed!r}"
+            return f"the {self.label} stage is restarting after a failure: {self._failed!r}"
         if not self.ready.is_set():
             return f"joining the {self.label} group and reading its table"
         return None
@@ -162,43 +289,64 @@ class Stage(ConsumerRebalanceListener):
         consumer = self._consumer
         assert consumer is not None
         committed_at = time.monotonic()
-        try:
-            while not self._stopping:
-                generation = self.generation
-                batch = await consumer.getmany(timeout_ms=200, max_records=MAX_BATCH)
-                async with self._lock:
-                    if generation != self.generation:
-                        continue  # fetched before a rebalance: the new positions re-read it
-                    handled = 0
-                    for tp, messages in batch.items():
-                        table = self.tables.get(tp.partition)
-                        if table is None:  # not ours any more
+        while not self._stopping:
+            batch = await consumer.getmany(timeout_ms=200, max_records=MAX_BATCH)
+            async with self._lock:
+                if self._broken is not None:
+                    raise StageBroken(f"{self._broken!r}") from self._broken
+                await self.before_batch()
+                # aiokafka hands out only records of the current assignment; a batch
+                # fetched before a rebalance may still be handed to us after it, and the
+                # same records fetched again: ``next_offset`` skips what was processed.
+                handled = 0
+                for tp, messages in batch.items():
+                    table = self.tables.get(tp.partition)
+                    if table is None:  # not ours any more
+                        continue
+                    done = self.next_offset.get(tp.partition, -1)
+                    for message in messages:
+                        if message.offset < done:
                             continue
-                        for message in messages:
-                            await self.process(message, table)
-                            handled += 1
-                            if handled % YIELD_EVERY == 0:
-                                await asyncio.sleep(0)
-                        self._positions[tp] = messages[-1].offset + 1
-                    if (time.monotonic() - committed_at >= COMMIT_INTERVAL
-                            and (self._committing is None or self._committing.done())):
-                        if self._committing is not None:
-                            self._committing.result()  # a failed commit stops the stage
-                        # The loop goes on while the acks come back (no stall per commit).
-                        self._committing = asyncio.create_task(self._commit(*self._take()))
-                        committed_at = time.monotonic()
-        except asyncio.CancelledError:
+                        await self._handle(message, table)
+                        self.next_offset[tp.partition] = message.offset + 1
+                        self._positions[tp] = message.offset + 1
+                        handled += 1
+                        if handled % YIELD_EVERY == 0:
+                            await asyncio.sleep(0)
+                if (time.monotonic() - committed_at >= COMMIT_INTERVAL
+                        and (self._committing is None or self._committing.done())):
+                    if self._committing is not None:
+                        self._committing.result()  # a failed commit restarts the stage
+                    # The loop goes on while the acks come back (no stall per commit).
+                    self._committing = asyncio.create_task(self._commit(*self._take()))
+                    committed_at = time.monotonic()
+
+    async def _handle(self, message: Any, table: Table) -> None:
+        """Process one message; park it when that fails (invariant 6)."""
+        try:
+            await self.process(message, table)
+        except Parked as exc:
+            await self._park(message, exc.reason)
+        except MessageSizeTooLargeError as exc:
+            await self._park(message, f"a record of it is too large: {exc}"[:500])
+        except (StageBroken, asyncio.CancelledError):
             raise
-        except Exception as exc:
-            # The producer gave up or the consumer broke: stop consuming, say so on /readyz.
-            # Nothing is committed past what was acknowledged; a restart replays the rest.
-            self._failed = exc
-            self.log.exception("the %s stage stopped", self.label)
+        except KafkaError as exc:  # the broker, not the message: restart, read it again
+            raise StageBroken(f"producing for {message.topic}[{message.partition}]@"
+                              f"{message.offset} failed: {exc!r}") from exc
+        except Exception as exc:  # a bug must park the message, not stop the partition
+            self.log.exception("unexpected error on %s[%s]@%s", message.topic,
+                               message.partition, message.offset)
+            await self._park(message, f"internal error: {exc.__class__.__name__}: {exc}"[:500])
+
+    async def _park(self, message: Any, reason: str) -> None:
+        self.parked += 1
+        await self.park(message, reason)
 
     # -- writes ------------------------------------------------------------------------
     async def write(self, partition: int, key: bytes, value: bytes | None) -> None:
-        """Set (or, with None, delete) one key of the table (its record as JSON) and
-        produce its changelog record."""
+        """Set (or, with None, delete) one key of the table (its record as JSON); its
+        changelog record follows (buffered: at the next commit)."""
         table = self.tables.get(partition)
         if table is None:
             return  # the partition went to another process; it decides from now on
@@ -229,7 +377,8 @@ class Stage(ConsumerRebalanceListener):
     def _changelog_written(self, sent: asyncio.Future) -> None:
         if not sent.cancelled() and sent.exception() is None:
             metadata = sent.result()
-            self._changelog_next[metadata.partition] = metadata.offset + 1
+            self._changelog_next[metadata.partition] = max(
+                self._changelog_next.get(metadata.partition, 0), metadata.offset + 1)
 
     async def commit(self) -> None:
         """Wait for every record produced so far, then commit what produced them (after
@@ -249,51 +398,80 @@ class Stage(ConsumerRebalanceListener):
 
     async def _commit(self, positions: dict[TopicPartition, int], dirty: dict,
                       pending: list[asyncio.Future]) -> None:
+        """Steps 1-3 of the module docstring. A producer failure raises: the records of
+        these positions may be missing, so nothing is committed and the stage restarts."""
+        # Step 1
+        if pending:
+            await asyncio.gather(*pending)
+        # Step 2
+        written = []
         for n, ((partition, key), value) in enumerate(dirty.items(), 1):
-            pending.append(await self._send_changelog(partition, key, value))
+            written.append(await self._send_changelog(partition, key, value))
             if n % YIELD_EVERY == 0:
                 await asyncio.sleep(0)
-        if pending:
-            await asyncio.gather(*pending)  # raises if the producer gave up on one
+        if written:
+            await asyncio.gather(*written)
+        # Step 3
         if positions and self._consumer is not None:
             owned = self._consumer.assignment()
             positions = {tp: offset for tp, offset in positions.items() if tp in owned}
             if positions:
                 try:
                     await self._consumer.commit(positions)
-                except KafkaError as exc:  # a rebalance in between: the new owner re-reads
-                    self.log.warning("commit of %s offsets failed: %r", self.source, exc)
+                except KafkaError as exc:
+                    # A rebalance in between: the new owner reads these messages again,
+                    # and they change nothing there (the changelog has their effects).
+                    self.log.info("commit of %s offsets failed: %r", self.source, exc)
 
     # -- rebalances (aiokafka awaits these before fetching again) ----------------------
     async def on_partitions_revoked(self, revoked: Any) -> None:
         async with self._lock:
-            self.generation += 1
             self.ready.clear()
             try:
+                await self.on_revoke()
                 await self.commit()
             except Exception as exc:
+                # What the tables hold may not all be in the changelog: keep none of them,
+                # and restart (the producer failed, or the broker went away).
                 self.log.warning("could not commit before the rebalance: %r", exc)
+                self._changelog_next = {}
+                self._broken = exc
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         async with self._lock:
-            self.generation += 1
             mine = sorted(tp.partition for tp in assigned if tp.topic == self.source)
             assert self._consumer is not None
             self.partitions = len(self._consumer.partitions_for_topic(self.source)
                                   or range(self.partitions))
-            kept = await self._recover(mine)
+            for attempt in range(1, RECOVER_TRIES + 1):
+                try:
+                    kept = await self._recover(mine)
+                    break
+                except Exception as exc:
+                    self.log.warning("reading the %s changelog failed (try %d of %d): %r",
+                                     self.label, attempt, RECOVER_TRIES, exc)
+                    if attempt == RECOVER_TRIES:
+                        self.tables, self._changelog_next = {}, {}
+                        self._broken = exc  # the loop raises it: the stage restarts
+                        return
+                    await asyncio.sleep(attempt)
+            self.next_offset = {p: offset for p, offset in self.next_offset.items() if p in mine}
             self.log.info("%s partitions %s (%d kept, %d read from the changelog)",
                           self.source, mine, kept, len(mine) - kept)
-            await self.on_tables([TopicPartition(self.source, p) for p in mine])
+            try:
+                await self.on_tables([TopicPartition(self.source, p) for p in mine])
+            except Exception as exc:
+                self.log.warning("the %s stage could not take its partitions: %r", self.label, exc)
+                self._broken = exc
+                return
+            self._failed = None
             self.ready.set()
 
     async def _recover(self, partitions: list[int]) -> int:
         """Rebuild the table of each newly owned partition from its changelog; return how
         many were kept as they were."""
         tps = [TopicPartition(self.changelog, p) for p in partitions]
-        reader = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap,
-                                  enable_auto_commit=False, group_id=None,
-                                  max_partition_fetch_bytes=FETCH_BYTES)
+        reader = self.new_reader()
         await reader.start()
         try:
             ends = await reader.end_offsets(tps) if tps else {}
@@ -306,6 +484,8 @@ class Stage(ConsumerRebalanceListener):
                 else:
                     tables[tp.partition] = {}
                     stale.append(tp)
+                    # Processed positions belong to the table that is dropped.
+                    self.next_offset.pop(tp.partition, None)
             if stale:
                 reader.assign(stale)
                 await reader.seek_to_beginning(*stale)

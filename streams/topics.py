@@ -13,6 +13,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, for_code
 
 from app.config import Settings
+from streams.stage import PRODUCER_MAX_REQUEST
 
 
 @dataclass(frozen=True)
@@ -22,9 +23,11 @@ class TopicSpec:
     compacted: bool
 
     def config(self) -> dict[str, str]:
-        if self.compacted:
-            return {"cleanup.policy": "compact"}
-        return {"cleanup.policy": "delete"}
+        # Every record a stage writes fits (streams/stage.py parks a message whose records
+        # would not), above the broker's 1 MB default: a document of max_body_bytes grows
+        # by its URL and envelope on the way.
+        return {"cleanup.policy": "compact" if self.compacted else "delete",
+                "max.message.bytes": str(PRODUCER_MAX_REQUEST)}
 
 
 def flare_topics(settings: Settings) -> list[TopicSpec]:
@@ -42,6 +45,8 @@ def flare_topics(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.topic("registry.commands"), 1, compacted=False),
         # One event per subscriber that may need a message; key: subscription|document.
         TopicSpec(settings.topic("deliveries"), n, compacted=False),
+        # Delivery events the dispatcher could not read, with the reason (invariant 6).
+        TopicSpec(settings.topic("deliveries.rejected"), n, compacted=False),
         # The documents table of the changes stage (streams/changes.py); per app id, like
         # the changelogs Faust created for its tables; partitioned as their source topic.
         TopicSpec(f"{settings.app_id}-documents-changelog", n, compacted=True),

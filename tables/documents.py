@@ -44,9 +44,15 @@ def stored_record(change: Change) -> dict[str, Any]:
 
 
 def change_value(action: str, url: str, document: dict[str, Any] | None = None) -> bytes:
-    """The value on ``<prefix>.documents`` (SPEC §10), as the API and producers write it."""
+    """The value on ``<prefix>.documents`` (SPEC §10), as the API and producers write it.
+
+    A document orjson cannot write again (nested deeper than 255 levels) is a 400: the
+    changes stage could not store it either."""
     if action == "put":
-        return orjson.dumps({"action": "put", "id": url, "document": document})
+        try:
+            return orjson.dumps({"action": "put", "id": url, "document": document})
+        except orjson.JSONEncodeError as exc:
+            raise FlareError(400, "invalid body", f"error during body unmarshal: {exc}") from None
     return orjson.dumps({"action": "delete", "id": url})
 
 
@@ -226,7 +232,9 @@ def apply(stored: dict[str, Any] | None, change: Change, offset: int | None = No
         again = offset == stored["offset"]
         previous = stored if again and stored.get("deleted") else None
         return Applied(stored, False, previous, offer=again)
-    live = stored if is_live(stored) else None
+    # A record left by a deleted resource (one of the same endpoint created again has
+    # another id) is no document of this one: SPEC §5, its documents are removed.
+    live = stored if is_live(stored) and stored["resource"] == change.resource_id else None
     if change.action == "delete":
         if live is None:
             return Applied(stored, False, None)

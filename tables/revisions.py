@@ -17,7 +17,21 @@ __all__ = ["revision_of"]
 _TITLE = "invalid body"
 
 
+#: Revisions are signed 64-bit integers, as in the original Go service (SPEC §11a).
+REVISION_MIN, REVISION_MAX = -(2**63), 2**63 - 1
+
+
 def revision_of(document: dict, field: str, fmt: str | None) -> int:
+    """The revision in ``document[field]`` (:func:`read_revision`), checked to be a signed
+    64-bit integer: 400 ``invalid body`` / ``revision out of range`` otherwise."""
+    revision = read_revision(document, field, fmt)
+    if not REVISION_MIN <= revision <= REVISION_MAX:
+        raise FlareError(400, _TITLE, f"revision out of range: {revision} is not a signed "
+                                      "64-bit integer")
+    return revision
+
+
+def read_revision(document: dict, field: str, fmt: str | None) -> int:
     """The revision in ``document[field]``: a number's integer part, or a time in Unix ns.
 
     Raises FlareError(400, "invalid body") when the value is missing, of another JSON type,

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from tests.kafka_io import produce, read_all
 from tests.flare_process import poll, unique_name
 
 pytestmark = pytest.mark.integration
@@ -190,31 +189,6 @@ def test_resource_delete_removes_its_documents(flare):
 
 # -- producers writing directly to Kafka (§10) --------------------------------------------
 
-async def _produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes | None]]):
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-    try:
-        for key, value in messages:
-            await producer.send_and_wait(topic, value, key=key)
-    finally:
-        await producer.stop()
-
-
-async def _read_all(bootstrap: str, topic: str, count: int, timeout: float = 30.0):
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                group_id=None)
-    await consumer.start()
-    found = []
-    try:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while len(found) < count and asyncio.get_running_loop().time() < deadline:
-            for records in (await consumer.getmany(timeout_ms=500)).values():
-                found.extend(records)
-    finally:
-        await consumer.stop()
-    return found
-
-
 def test_direct_producer_valid_applied_bad_parked_with_reason(flare, kafka_bootstrap):
     base = new_resource(flare)
     good1, good2 = f"{base}/d1", f"{base}/d2"
@@ -233,11 +207,11 @@ def test_direct_producer_valid_applied_bad_parked_with_reason(flare, kafka_boots
     messages += [(key, value) for key, value, _ in bad]
     messages += [(good2.encode(), orjson.dumps({"action": "put", "id": good2, "document": {"version": 2}}))]
     topic = f"{flare.prefix}.documents"
-    asyncio.run(_produce(kafka_bootstrap, topic, messages))
+    produce(kafka_bootstrap, topic, messages)
 
     wait_revision(flare, good1, 1)
     wait_revision(flare, good2, 2)
-    parked = asyncio.run(_read_all(kafka_bootstrap, f"{flare.prefix}.documents.rejected", len(bad)))
+    parked = read_all(kafka_bootstrap, f"{flare.prefix}.documents.rejected", len(bad))
     by_key = {record.key: record for record in parked}
     for key, value, reason in bad:
         record = by_key[key]
@@ -246,8 +220,8 @@ def test_direct_producer_valid_applied_bad_parked_with_reason(flare, kafka_boots
         assert reason in headers["flare-reason"].decode(), headers
     # Still processing after the bad ones:
     late = f"{base}/late"
-    asyncio.run(_produce(kafka_bootstrap, topic, [(late.encode(), orjson.dumps(
-        {"action": "put", "id": late, "document": {"version": 3}}))]))
+    produce(kafka_bootstrap, topic, [(late.encode(), orjson.dumps(
+        {"action": "put", "id": late, "document": {"version": 3}}))])
     wait_revision(flare, late, 3)
 
 
@@ -256,8 +230,8 @@ def test_direct_producer_delete(flare, kafka_bootstrap):
     url = f"{base}/gone"
     flare.put(f"/documents/{url}", json={"version": 1})
     wait_revision(flare, url, 1)
-    asyncio.run(_produce(kafka_bootstrap, f"{flare.prefix}.documents",
-                         [(url.encode(), orjson.dumps({"action": "delete", "id": url}))]))
+    produce(kafka_bootstrap, f"{flare.prefix}.documents",
+            [(url.encode(), orjson.dumps({"action": "delete", "id": url}))])
     wait_absent(flare, url)
 
 

@@ -133,6 +133,18 @@ def test_a_put_after_a_delete_creates_again_at_any_revision():
     assert applied.stored["revision"] == 1 and is_live(applied.stored)
 
 
+def test_a_record_of_a_deleted_resource_is_no_document_of_the_new_one():
+    """SPEC §5: a deleted resource's documents go. A resource created again for the same
+    endpoint has another id: its first put creates at any revision, and a delete of a
+    document only the old resource had tells nobody (it would send the old content)."""
+    old = stored_record(put(9))  # resource "r"
+    again = Change("put", "u", "r2", 1, {"version": 1}, 12)
+    applied = apply(old, again)
+    assert applied.changed and applied.previous is None and applied.stored["resource"] == "r2"
+    gone = apply(old, Change("delete", "u", "r2", None, None, 12))
+    assert (gone.changed, gone.previous) == (False, None)
+
+
 # -- apply with offsets: a change read again after a crash changes nothing ----------------
 
 def test_records_keep_the_offset_of_the_change_that_wrote_them():

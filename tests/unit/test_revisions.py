@@ -9,6 +9,11 @@ RFC3339 = "2006-01-02T15:04:05Z07:00"
 UNSUPPORTED = FlareError(400, "invalid body", "data type not supported")
 
 
+def out_of_range(revision: int) -> FlareError:
+    return FlareError(400, "invalid body",
+                      f"revision out of range: {revision} is not a signed 64-bit integer")
+
+
 def unparsable(value: str, fmt: str, message: str) -> FlareError:
     detail = f"error during parse time using '{value}' with format '{fmt}': {message}"
     return FlareError(400, "invalid body", detail)
@@ -22,7 +27,9 @@ ACCEPTED = [
     pytest.param({"v": 1.9}, "v", None, 1, id="float-truncated"),
     pytest.param({"v": -1.9}, "v", None, -1, id="negative-float-toward-zero"),
     pytest.param({"v": 1e3}, "v", None, 1000, id="float-exponent"),
-    pytest.param({"v": 2**70}, "v", None, 2**70, id="int-past-int64-kept-exact"),
+    # SPEC §11a: signed 64-bit, both ends included, exact (no float rounding).
+    pytest.param({"v": 2**63 - 1}, "v", None, 2**63 - 1, id="int64-max-exact"),
+    pytest.param({"v": -(2**63)}, "v", None, -(2**63), id="int64-min"),
     # SPEC §8: only the top-level change.field counts.
     pytest.param({"version": 3, "updatedAt": 99}, "version", None, 3, id="named-field-only"),
     # SPEC §8: a string is read with change.format as a Go layout, to Unix nanoseconds.
@@ -38,6 +45,16 @@ ACCEPTED = [
 ]
 
 REJECTED = [
+    # SPEC §11a: revisions outside signed 64-bit integers (the changes stage stored them
+    # once, then could not write the record: issue 9).
+    pytest.param({"v": 2**63}, "v", None, out_of_range(2**63), id="int64-max-plus-one"),
+    pytest.param({"v": -(2**63) - 1}, "v", None, out_of_range(-(2**63) - 1), id="int64-min-minus-one"),
+    pytest.param({"v": 2**70}, "v", None, out_of_range(2**70), id="int-past-int64"),
+    pytest.param({"v": 1e20}, "v", None, out_of_range(100000000000000000000), id="float-past-int64"),
+    pytest.param({"v": "0001-01-01T00:00:00Z"}, "v", RFC3339,
+                 out_of_range(-62135596800000000000), id="year-1-in-ns"),
+    pytest.param({"v": "2600-01-01T00:00:00Z"}, "v", RFC3339,
+                 out_of_range(19880899200000000000), id="year-2600-in-ns"),
     # SPEC §8: missing, null, bool, object or list → data type not supported.
     pytest.param({}, "v", RFC3339, UNSUPPORTED, id="missing"),
     pytest.param({"v": None}, "v", RFC3339, UNSUPPORTED, id="null"),
