@@ -71,8 +71,9 @@ MAX_RECORD_BYTES = 4 * 1024 * 1024
 PRODUCER_MAX_REQUEST = MAX_RECORD_BYTES + 64 * 1024
 #: Backoff of a stage that restarts itself: first wait, and cap (seconds).
 RESTART_INITIAL, RESTART_MAX = 1.0, 30.0
-#: How often a rebalance callback tries to read a changelog before the stage restarts.
-RECOVER_TRIES = 3
+#: How often a rebalance callback tries to read a changelog before the stage restarts,
+#: and the wait before the n-th retry (n × this, seconds).
+RECOVER_TRIES, RECOVER_BACKOFF = 3, 1.0
 
 #: key → its record as JSON. Bytes, not dicts: the garbage collector does not track bytes,
 #: and with tens of thousands of dict records each full collection took 50-65 ms of the
@@ -454,7 +455,7 @@ class Stage(ConsumerRebalanceListener):
                         self.tables, self._changelog_next = {}, {}
                         self._broken = exc  # the loop raises it: the stage restarts
                         return
-                    await asyncio.sleep(attempt)
+                    await asyncio.sleep(attempt * RECOVER_BACKOFF)
             self.next_offset = {p: offset for p, offset in self.next_offset.items() if p in mine}
             self.log.info("%s partitions %s (%d kept, %d read from the changelog)",
                           self.source, mine, kept, len(mine) - kept)

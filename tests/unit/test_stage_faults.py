@@ -1,0 +1,241 @@
+"""streams/stage.py under injected faults, with in-memory Kafka clients (tests/stage_fakes.py).
+
+Issue 9 (e): a producer acknowledging partitions out of order, a commit failing during a
+revoke, a rebalance callback raising. In each, the table, its changelog and what
+subscribers are offered stay consistent: the changelog (what a restart rebuilds the table
+from) is never ahead of the offers, no table is kept that its changelog does not hold, and
+a stage that cannot go on restarts itself instead of stopping for good.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from types import SimpleNamespace
+
+import orjson
+import pytest
+from aiokafka.errors import KafkaTimeoutError
+
+import streams.stage
+from app.config import Settings
+from streams.changes import Changes
+from streams.dispatcher import Dispatcher
+from streams.stage import partition_of
+from tables.documents import ResourceIndex, change_value
+from tables.resources import Resource
+from tests.stage_fakes import FakeBroker, FakeConsumer, FakeProducer, FakeReader
+
+SETTINGS = Settings(partitions=2, topic_prefix="f", app_id="f")
+RESOURCE = Resource("r1", "http://api.test/users/{id}", "version", "", 1)
+DOC = "http://api.test/users/1"
+SOURCE, CHANGELOG, DELIVERIES = "f.documents", "f-documents-changelog", "f.deliveries"
+
+
+class FakeView:
+    """The registry as the changes stage reads it: one resource with one subscription."""
+
+    def __init__(self) -> None:
+        self.resources = {RESOURCE.id: RESOURCE}
+        self.subscriptions = {"s1": SimpleNamespace(id="s1", resource_id=RESOURCE.id)}
+        self._index = ResourceIndex([RESOURCE])
+
+    def resource_index(self) -> ResourceIndex:
+        return self._index
+
+    def subscriptions_of(self, resource_id: str):
+        return [s for s in self.subscriptions.values() if s.resource_id == resource_id]
+
+    def mark(self) -> bytes:
+        return b"0,0"
+
+    def reached(self, mark: bytes) -> bool:
+        return True
+
+    async def reach(self, mark: bytes, timeout: float = 30.0) -> None:
+        pass
+
+    async def catch_up(self) -> None:
+        pass
+
+
+def make_stage(broker: FakeBroker, producer: FakeProducer, reader=None) -> tuple[Changes, FakeConsumer]:
+    view = FakeView()
+    stage = Changes(SETTINGS, view)
+    stage.offers = Dispatcher(SETTINGS, view).offers
+    consumer = FakeConsumer(broker, stage.group, stage.source, [0, 1])
+    stage.new_producer = lambda: producer
+    stage.new_consumer = lambda: consumer
+    stage.new_reader = reader or (lambda: FakeReader(broker))
+    return stage, consumer
+
+
+def put(broker: FakeBroker, version: int) -> None:
+    broker.append(SOURCE, None, DOC.encode(),
+                  change_value("put", DOC, {"version": version}))
+
+
+def delete(broker: FakeBroker) -> None:
+    broker.append(SOURCE, None, DOC.encode(), change_value("delete", DOC))
+
+
+async def until(condition, timeout: float = 10.0, message: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{message} not met within {timeout}s")
+
+
+def offered(broker: FakeBroker) -> list[tuple[str, int]]:
+    return [(event["kind"], event["revision"])
+            for event in (orjson.loads(r.value) for r in broker.records(DELIVERIES))]
+
+
+def table_matches_changelog(stage: Changes, broker: FakeBroker) -> bool:
+    held = {key: value for table in stage.tables.values() for key, value in table.items()}
+    return held == broker.table(CHANGELOG)
+
+
+async def kill(stage: Changes, producer: FakeProducer) -> None:
+    """A SIGKILL: the loop ends where it is, unacknowledged records are gone, no commit."""
+    producer.crash()
+    for task in (stage._committing, stage._task):
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+
+@pytest.fixture(autouse=True)
+def fast(monkeypatch):
+    monkeypatch.setattr(streams.stage, "COMMIT_INTERVAL", 3600.0)  # tests commit explicitly
+    monkeypatch.setattr(streams.stage, "RESTART_INITIAL", 0.01)
+    monkeypatch.setattr(streams.stage, "RECOVER_BACKOFF", 0.01)
+
+
+async def test_changelog_is_never_ahead_of_the_offers_whatever_order_acks_come_in():
+    """put 5 @0, delete @1, put 2 @2 in one commit; the broker acknowledges the changelog
+    partition at once and the deliveries partitions not at all, then the process dies.
+    Had the changelog record (put 2 @2) reached Kafka before the offers, the restarted
+    stage would take @0 and @1 as handled and nobody would hear of the delete."""
+    broker = FakeBroker()
+    producer = FakeProducer(broker, auto=lambda topic: topic != DELIVERIES)
+    stage, _ = make_stage(broker, producer)
+    put(broker, 5), delete(broker), put(broker, 2)
+    partition = partition_of(DOC.encode(), SETTINGS.partitions)
+    await stage.start()
+    await until(lambda: stage.next_offset.get(partition) == 3, message="three changes processed")
+    committing = asyncio.create_task(stage.commit())
+    await until(lambda: len([h for h in producer.held if h.topic == DELIVERIES]) == 3)
+    for _ in range(50):  # every chance to write the changelog before the offers' acks
+        await asyncio.sleep(0)
+    assert broker.records(CHANGELOG) == []
+    await kill(stage, producer)
+    committing.cancel()
+    await asyncio.gather(committing, return_exceptions=True)
+
+    producer = FakeProducer(broker)  # a new process; this broker acknowledges everything
+    stage, _ = make_stage(broker, producer)
+    await stage.start()
+    await until(lambda: stage.next_offset.get(partition) == 3, message="replayed")
+    await stage.stop()
+    assert offered(broker) == [("put", 5), ("delete", 5), ("put", 2)]
+    assert table_matches_changelog(stage, broker)
+    assert orjson.loads(broker.table(CHANGELOG)[DOC.encode()])["revision"] == 2
+
+
+async def test_a_commit_failing_during_a_revoke_keeps_no_table_and_restarts():
+    """The changelog record of a change fails while partitions are revoked. The table that
+    holds the change must not be kept (its changelog lacks it): the stage restarts, reads
+    again from the last commit, and the changelog ends up holding what the table holds."""
+    broker = FakeBroker()
+    producer = FakeProducer(broker, auto=lambda topic: topic != CHANGELOG)
+    stage, consumer = make_stage(broker, producer)
+    put(broker, 1)
+    partition = partition_of(DOC.encode(), SETTINGS.partitions)
+    await stage.start()
+    await until(lambda: stage.next_offset.get(partition) == 1, message="processed")
+    rebalance = asyncio.create_task(consumer.rebalance())
+    await until(lambda: any(h.topic == CHANGELOG for h in producer.held), message="changelog sent")
+    producer.fail(lambda h: h.topic == CHANGELOG, KafkaTimeoutError("broker gone"))
+    producer.auto = lambda topic: True  # the broker is back
+    await rebalance
+    await until(lambda: stage.restarts == 1, message="a restart")
+    await until(lambda: stage.readiness() is None, message="ready again")
+    await until(lambda: stage.next_offset.get(partition) == 1, message="read again")
+    await stage.commit()
+    assert table_matches_changelog(stage, broker)
+    assert orjson.loads(broker.table(CHANGELOG)[DOC.encode()])["revision"] == 1
+    put(broker, 2)
+    await until(lambda: stage.next_offset.get(partition) == 2, message="goes on")
+    await stage.stop()
+    assert table_matches_changelog(stage, broker)
+    assert orjson.loads(broker.table(CHANGELOG)[DOC.encode()])["revision"] == 2
+    assert offered(broker)[-1] == ("put", 2)
+
+
+async def test_an_offset_commit_failing_during_a_revoke_keeps_the_table_and_reads_nothing_twice():
+    """Only the offsets' commit fails (the group moved on): everything the table holds is in
+    the changelog, so the table is kept, and the messages fetched again change nothing."""
+    broker = FakeBroker()
+    producer = FakeProducer(broker)
+    stage, consumer = make_stage(broker, producer)
+    put(broker, 1)
+    partition = partition_of(DOC.encode(), SETTINGS.partitions)
+    await stage.start()
+    await until(lambda: stage.next_offset.get(partition) == 1, message="processed")
+    consumer.fail_commit = KafkaTimeoutError("rebalance in progress")
+    await consumer.rebalance()
+    consumer.fail_commit = None
+    assert stage.readiness() is None and stage.restarts == 0
+    assert table_matches_changelog(stage, broker)
+    put(broker, 2)
+    await until(lambda: stage.next_offset.get(partition) == 2, message="goes on")
+    await stage.stop()
+    assert offered(broker) == [("put", 1), ("put", 2)]
+    assert table_matches_changelog(stage, broker)
+
+
+async def test_a_rebalance_callback_that_raises_restarts_the_stage():
+    """Reading the changelog fails while the broker restarts: the callback retries, then
+    the stage restarts with backoff (/readyz says why meanwhile) and takes its partitions."""
+    broker = FakeBroker()
+    producer = FakeProducer(broker)
+    failures = [KafkaTimeoutError("broker restarting")] * (streams.stage.RECOVER_TRIES + 1)
+    stage, consumer = make_stage(broker, producer, reader=lambda: FakeReader(
+        broker, fail=lambda: failures.pop() if failures else None))
+    put(broker, 1)
+    partition = partition_of(DOC.encode(), SETTINGS.partitions)
+    await stage.start()
+    await until(lambda: stage.restarts >= 1, message="a restart")
+    await until(lambda: stage.readiness() is None, message="ready again")
+    await until(lambda: stage.next_offset.get(partition) == 1, message="processed")
+    assert failures == []
+    await stage.stop()
+    assert table_matches_changelog(stage, broker)
+    assert offered(broker) == [("put", 1)]
+
+
+async def test_a_batch_fetched_across_a_rebalance_is_processed_once():
+    """Issue 9 (3): records handed out after a rebalance that started while the loop was
+    waiting for them must be processed, and once (the consumer's position moved past them)."""
+    broker = FakeBroker()
+    producer = FakeProducer(broker)
+    stage, consumer = make_stage(broker, producer)
+    partition = partition_of(DOC.encode(), SETTINGS.partitions)
+    await stage.start()
+    original = consumer.getmany
+
+    async def rebalancing_getmany(*args, **kwargs):
+        consumer.getmany = original
+        await consumer.rebalance()  # while this fetch waits, as aiokafka's coordinator may
+        return await original(*args, **kwargs)
+
+    consumer.getmany = rebalancing_getmany
+    put(broker, 1)
+    put(broker, 2)
+    await until(lambda: stage.next_offset.get(partition) == 2, message="both processed")
+    await stage.stop()
+    assert offered(broker) == [("put", 1), ("put", 2)]
