@@ -183,17 +183,29 @@ class LocalCluster:
                 if fmt.returncode != 0:
                     raise BrokerError(f"formatting Kafka storage failed:\n{fmt.stdout}{fmt.stderr}")
         for node in self.members:
-            log = open(node.log_file, "ab")
-            node.process = subprocess.Popen(
-                ["java", "-Xms256m", "-Xmx768m", "-XX:+UseG1GC",
-                 f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
-                 "-cp", classpath, "kafka.Kafka", str(node.data_dir / "server.properties")],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-            log.close()
+            self._launch(node, classpath)
         self._wait_ready(timeout)
         return self.bootstrap
+
+    @staticmethod
+    def _launch(node: Node, classpath: str) -> None:
+        log = open(node.log_file, "ab")
+        node.process = subprocess.Popen(
+            ["java", "-Xms256m", "-Xmx768m", "-XX:+UseG1GC",
+             f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
+             "-cp", classpath, "kafka.Kafka", str(node.data_dir / "server.properties")],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        log.close()
+
+    def restart_node(self, node_id: int, timeout: float = 90.0) -> None:
+        """Start a stopped or killed node again, on its ports and storage (fault tests)."""
+        node = self.members[node_id - 1]
+        if node.process and node.process.poll() is None:
+            return
+        self._launch(node, f"{ensure_jars()}/*")
+        self._wait_ready(timeout)
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import logging
 import time
@@ -50,7 +51,8 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaError, MessageSizeTooLargeError
+from aiokafka.errors import (CorruptRecordException, KafkaError, MessageSizeTooLargeError,
+                             RecordListTooLargeError)
 from aiokafka.partitioner import murmur2
 
 from app.config import Settings
@@ -74,6 +76,17 @@ RESTART_INITIAL, RESTART_MAX = 1.0, 30.0
 #: How often a rebalance callback tries to read a changelog before the stage restarts,
 #: and the wait before the n-th retry (n × this, seconds).
 RECOVER_TRIES, RECOVER_BACKOFF = 3, 1.0
+
+#: Errors the broker gives for one record (not for the connection): the message that
+#: produced the record is parked when it is read again.
+RECORD_ERRORS = (MessageSizeTooLargeError, RecordListTooLargeError, CorruptRecordException)
+
+#: A source message: (partition, offset).
+Origin = tuple[int, int]
+#: The message the running task is handling: what it writes and produces is its doing.
+#: A context variable, not an attribute: the dispatcher's sending tasks write while the
+#: loop is in the middle of a message, and their writes are not that message's.
+_ORIGIN: contextvars.ContextVar[Origin | None] = contextvars.ContextVar("origin", default=None)
 
 #: key → its record as JSON. Bytes, not dicts: the garbage collector does not track bytes,
 #: and with tens of thousands of dict records each full collection took 50-65 ms of the
@@ -148,9 +161,14 @@ class Stage(ConsumerRebalanceListener):
         self.next_offset: dict[int, int] = {}
         #: partition → the changelog offset after the last record this process wrote or read
         self._changelog_next: dict[int, int] = {}
-        self._pending: list[asyncio.Future] = []
-        #: buffered changelog records, (partition, key) → value (None: delete)
-        self._dirty: dict[tuple[int, bytes], bytes | None] = {}
+        #: records produced and not yet acknowledged, with the message that produced them
+        self._pending: list[tuple[asyncio.Future, Origin | None]] = []
+        #: buffered changelog records, (partition, key) → (value (None: delete), the
+        #: message that wrote it last)
+        self._dirty: dict[tuple[int, bytes], tuple[bytes | None, Origin | None]] = {}
+        #: messages whose records the broker refused (RECORD_ERRORS) → why: parked when
+        #: read again after the restart that follows (kept across restarts)
+        self.poisoned: dict[Origin, str] = {}
         self._positions: dict[TopicPartition, int] = {}
         self._lock = asyncio.Lock()
         self._task: asyncio.Task | None = None
@@ -324,21 +342,29 @@ class Stage(ConsumerRebalanceListener):
 
     async def _handle(self, message: Any, table: Table) -> None:
         """Process one message; park it when that fails (invariant 6)."""
+        origin = (message.partition, message.offset)
+        if origin in self.poisoned:
+            await self._park(message, self.poisoned.pop(origin))
+            return
+        token = _ORIGIN.set(origin)
         try:
-            await self.process(message, table)
-        except Parked as exc:
-            await self._park(message, exc.reason)
-        except MessageSizeTooLargeError as exc:
-            await self._park(message, f"a record of it is too large: {exc}"[:500])
-        except (StageBroken, asyncio.CancelledError):
-            raise
-        except KafkaError as exc:  # the broker, not the message: restart, read it again
-            raise StageBroken(f"producing for {message.topic}[{message.partition}]@"
-                              f"{message.offset} failed: {exc!r}") from exc
-        except Exception as exc:  # a bug must park the message, not stop the partition
-            self.log.exception("unexpected error on %s[%s]@%s", message.topic,
-                               message.partition, message.offset)
-            await self._park(message, f"internal error: {exc.__class__.__name__}: {exc}"[:500])
+            try:
+                await self.process(message, table)
+            except Parked as exc:
+                await self._park(message, exc.reason)
+            except MessageSizeTooLargeError as exc:
+                await self._park(message, f"a record of it is too large: {exc}"[:500])
+            except (StageBroken, asyncio.CancelledError):
+                raise
+            except KafkaError as exc:  # the broker, not the message: restart, read it again
+                raise StageBroken(f"producing for {message.topic}[{message.partition}]@"
+                                  f"{message.offset} failed: {exc!r}") from exc
+            except Exception as exc:  # a bug must park the message, not stop the partition
+                self.log.exception("unexpected error on %s[%s]@%s", message.topic,
+                                   message.partition, message.offset)
+                await self._park(message, f"internal error: {exc.__class__.__name__}: {exc}"[:500])
+        finally:
+            _ORIGIN.reset(token)
 
     async def _park(self, message: Any, reason: str) -> None:
         self.parked += 1
@@ -356,9 +382,9 @@ class Stage(ConsumerRebalanceListener):
         else:
             table[key] = value
         if self.buffer_changelog:
-            self._dirty[(partition, key)] = value
+            self._dirty[(partition, key)] = (value, _ORIGIN.get())
         else:
-            self._pending.append(await self._send_changelog(partition, key, value))
+            self._pending.append((await self._send_changelog(partition, key, value), _ORIGIN.get()))
 
     async def _send_changelog(self, partition: int, key: bytes,
                               value: bytes | None) -> asyncio.Future:
@@ -372,8 +398,9 @@ class Stage(ConsumerRebalanceListener):
                       headers: list[tuple[str, bytes]] | None = None) -> None:
         """Produce a record the next commit waits for."""
         assert self.producer is not None
-        self._pending.append(await self.producer.send(topic, value, key=key, partition=partition,
-                                                      headers=headers))
+        sent = await self.producer.send(topic, value, key=key, partition=partition,
+                                        headers=headers)
+        self._pending.append((sent, _ORIGIN.get()))
 
     def _changelog_written(self, sent: asyncio.Future) -> None:
         if not sent.cancelled() and sent.exception() is None:
@@ -389,7 +416,7 @@ class Stage(ConsumerRebalanceListener):
             await running
         await self._commit(*self._take())
 
-    def _take(self) -> tuple[dict[TopicPartition, int], dict, list[asyncio.Future]]:
+    def _take(self) -> tuple[dict[TopicPartition, int], dict, list]:
         """What the next commit covers: the positions processed so far, and the records
         produced (or buffered) for them."""
         positions, self._positions = self._positions, {}
@@ -398,20 +425,18 @@ class Stage(ConsumerRebalanceListener):
         return positions, dirty, pending
 
     async def _commit(self, positions: dict[TopicPartition, int], dirty: dict,
-                      pending: list[asyncio.Future]) -> None:
+                      pending: list) -> None:
         """Steps 1-3 of the module docstring. A producer failure raises: the records of
         these positions may be missing, so nothing is committed and the stage restarts."""
         # Step 1
-        if pending:
-            await asyncio.gather(*pending)
+        await self._acknowledged(pending)
         # Step 2
         written = []
-        for n, ((partition, key), value) in enumerate(dirty.items(), 1):
-            written.append(await self._send_changelog(partition, key, value))
+        for n, ((partition, key), (value, origin)) in enumerate(dirty.items(), 1):
+            written.append((await self._send_changelog(partition, key, value), origin))
             if n % YIELD_EVERY == 0:
                 await asyncio.sleep(0)
-        if written:
-            await asyncio.gather(*written)
+        await self._acknowledged(written)
         # Step 3
         if positions and self._consumer is not None:
             owned = self._consumer.assignment()
@@ -423,6 +448,22 @@ class Stage(ConsumerRebalanceListener):
                     # A rebalance in between: the new owner reads these messages again,
                     # and they change nothing there (the changelog has their effects).
                     self.log.info("commit of %s offsets failed: %r", self.source, exc)
+
+    async def _acknowledged(self, sent: list) -> None:
+        """Wait for every record; if any failed, raise. A record the broker refused as
+        such (RECORD_ERRORS) marks the message that produced it, to be parked when the
+        restart reads it again."""
+        if not sent:
+            return
+        results = await asyncio.gather(*(future for future, _ in sent), return_exceptions=True)
+        failed = None
+        for result, (_, origin) in zip(results, sent):
+            if isinstance(result, BaseException):
+                failed = failed or result
+                if isinstance(result, RECORD_ERRORS) and origin is not None:
+                    self.poisoned[origin] = f"Kafka refused a record of it: {result!r}"[:500]
+        if failed is not None:
+            raise failed
 
     # -- rebalances (aiokafka awaits these before fetching again) ----------------------
     async def on_partitions_revoked(self, revoked: Any) -> None:

@@ -47,3 +47,9 @@ def produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes
 
 def read_all(bootstrap: str, topic: str, count: int, timeout: float = 30.0) -> list:
     return asyncio.run(read_all_async(bootstrap, topic, count, timeout))
+
+
+def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    """partition → the offset after its last record (tests/kafka_offsets.py, synchronously)."""
+    from tests import kafka_offsets
+    return asyncio.run(kafka_offsets.end_offsets(bootstrap, topic))

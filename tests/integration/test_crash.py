@@ -1,8 +1,10 @@
 """Issue: crash safety. SIGKILL a real `flare start` at random moments while changes and
 deliveries flow, restart it, and check DESIGN.md invariants 1-3 from the outside:
 
-- nothing accepted (202) is lost: every document is readable at its latest revision, and
-  every subscriber ends holding it;
+- nothing accepted (202) is lost: every document is readable at its latest revision (or
+  gone, when its last change was a delete), and every subscriber ends holding it;
+- deletes and re-creates are among the changes: every subscriber hears of each delete
+  that was not superseded (issue 9 (d));
 - no subscriber ever receives a revision lower than one it already acknowledged;
 - re-sends (same ``webhook-id`` twice) happen only across a crash, never within one life of
   the process, and stay rare: a kill re-sends what was in flight, i.e. requests the
@@ -30,6 +32,9 @@ pytestmark = pytest.mark.integration
 
 DOCUMENTS = 100
 REVISIONS = 30          # 100 documents x 30 revisions = 3,000 accepted changes
+#: Every DELETE_EVERY-th revision of a document is a delete (the next put re-creates it),
+#: and every document whose id is a multiple of ENDS_DELETED ends with a delete.
+DELETE_EVERY, ENDS_DELETED = 7, 4
 SUBSCRIBERS = 3
 KILLS = 12
 #: PUTs let through while the process is dead or starting (retried until a 202)
@@ -54,17 +59,32 @@ def subscribe(flare: FlareProcess, resource_id: str, url: str) -> str:
     return answer.json()["id"]
 
 
-def interleaved_plan(rng: random.Random, documents: int, revisions: int) -> list[tuple[int, int]]:
-    """Every (document, revision): documents in random order, revisions increasing per document."""
-    remaining = {doc: 1 for doc in range(documents)}
+def interleaved_plan(rng: random.Random, documents: int,
+                     revisions: int) -> list[tuple[int, int, str]]:
+    """Every (document, revision, action): documents in random order, revisions increasing
+    per document; some steps are deletes (the put after one creates the document again),
+    and some documents end deleted."""
+    steps = {doc: [(r, "delete" if r % DELETE_EVERY == 0 else "put")
+                   for r in range(1, revisions + 1)]
+             + ([(revisions, "delete")] if doc % ENDS_DELETED == 0 else [])
+             for doc in range(documents)}
     plan = []
-    while remaining:
-        doc = rng.choice(list(remaining))
-        plan.append((doc, remaining[doc]))
-        remaining[doc] += 1
-        if remaining[doc] > revisions:
-            del remaining[doc]
+    while steps:
+        doc = rng.choice(list(steps))
+        revision, action = steps[doc].pop(0)
+        plan.append((doc, revision, action))
+        if not steps[doc]:
+            del steps[doc]
     return plan
+
+
+def final_state(plan: list[tuple[int, int, str]]) -> dict[int, tuple[int, str]]:
+    """Per document: the revision of its last put, and its last action."""
+    last: dict[int, tuple[int, str]] = {}
+    for doc, revision, action in plan:
+        put_revision = revision if action == "put" else last.get(doc, (0, ""))[0]
+        last[doc] = (put_revision, action)
+    return last
 
 
 class Writer(threading.Thread):
@@ -74,12 +94,13 @@ class Writer(threading.Thread):
     It writes no further than ``allow(n)`` lets it, so the test can spread the changes over
     the lives of the process instead of writing them all before the first kill."""
 
-    def __init__(self, base_url: str, doc_base: str, plan: list[tuple[int, int]]) -> None:
+    def __init__(self, base_url: str, doc_base: str, plan: list[tuple[int, int, str]]) -> None:
         super().__init__(daemon=True, name="crash-writer")
         self.client = httpx.Client(base_url=base_url, timeout=15.0)
         self.doc_base = doc_base
         self.plan = plan
-        self.accepted: dict[int, int] = {}
+        #: document → (revision of its last accepted put, last accepted action)
+        self.accepted: dict[int, tuple[int, str]] = {}
         self.accepted_count = 0
         self.failed_attempts = 0
         self.retried_changes = 0
@@ -103,15 +124,18 @@ class Writer(threading.Thread):
 
     def run(self) -> None:
         try:
-            for index, (doc, revision) in enumerate(self.plan):
+            for index, (doc, revision, action) in enumerate(self.plan):
                 with self.gate:
                     self.gate.wait_for(lambda: index < self.allowed or self.stop.is_set())
                 failures = 0
                 while not self.stop.is_set():
                     try:
-                        answer = self.client.put(f"/documents/{self.doc_base}/{doc}",
-                                                 json={"version": revision, "doc": doc,
-                                                       "text": f"document {doc} at {revision}"})
+                        if action == "delete":
+                            answer = self.client.delete(f"/documents/{self.doc_base}/{doc}")
+                        else:
+                            answer = self.client.put(f"/documents/{self.doc_base}/{doc}",
+                                                     json={"version": revision, "doc": doc,
+                                                           "text": f"document {doc} at {revision}"})
                         if answer.status_code == 202:
                             break
                         if answer.status_code == 404 and not self.ready():
@@ -129,7 +153,8 @@ class Writer(threading.Thread):
                 if self.stop.is_set():
                     return
                 self.retried_changes += failures > 0
-                self.accepted[doc] = revision
+                last_put = revision if action == "put" else self.accepted.get(doc, (0, ""))[0]
+                self.accepted[doc] = (last_put, action)
                 self.accepted_count += 1
         except BaseException as exc:  # reported by the test
             self.error = exc
@@ -214,14 +239,17 @@ def test_sigkill_while_changes_and_deliveries_flow(flare_factory, tmp_path):
         writer.stop.set()
         writer.allow(len(plan))
     assert writer.error is None, repr(writer.error)
-    assert writer.accepted == {doc: REVISIONS for doc in range(DOCUMENTS)}
+    assert writer.accepted == final_state(plan)
+    assert any(action == "delete" for action in {a for _, a in writer.accepted.values()})
 
     def everyone_holds_the_latest() -> bool:
         for n, receiver in enumerate(receivers):
             seen = delivered_versions(receiver, f"/s{n}/")
-            for doc, latest in writer.accepted.items():
+            for doc, (latest, action) in writer.accepted.items():
                 if not seen.get(doc) or max(v for v, _, _ in seen[doc]) < latest:
                     return False
+                if (seen[doc][-1][1] == "delete") != (action == "delete"):
+                    return False  # the last delete (or the put after one) not heard yet
         return True
 
     try:
@@ -264,17 +292,25 @@ def test_sigkill_while_changes_and_deliveries_flow(flare_factory, tmp_path):
                     backwards.append((n, doc, [v for v, _, _ in sequence]))
                     break
                 highest = max(highest, version)
-            assert {action for _, action, _ in sequence} <= {"create", "update"}
+            assert {action for _, action, _ in sequence} <= {"create", "update", "delete"}
             assert sequence[0][1] == "create", (n, doc, sequence[:3])
-            assert sequence[-1][0] == writer.accepted[doc]
+            latest, last_action = writer.accepted[doc]
+            assert sequence[-1][0] == latest
+            # A delete that no later put superseded is heard, and nothing comes after it.
+            assert (sequence[-1][1] == "delete") == (last_action == "delete"), (n, doc, sequence[-3:])
+            for (_, before, _), (_, after, _) in zip(sequence, sequence[1:]):
+                assert not (before == "delete" and after == "update"), (n, doc, sequence)
     assert not backwards, f"subscribers went backwards: {backwards[:5]}"
     # At-least-once, rarely more: re-sends only across a crash, under 1% of all requests.
     assert within_a_life == 0
     assert duplicates < 0.01 * requests, (duplicates, requests)
     # Invariant 1 for documents: every accepted change is readable at its latest revision.
-    for doc, latest in writer.accepted.items():
+    for doc, (latest, action) in writer.accepted.items():
         answer = flare.get(f"/documents/{doc_base}/{doc}")
-        assert answer.status_code == 200 and answer.json()["revision"] == latest, answer.text
+        if action == "delete":
+            assert answer.status_code == 404, answer.text
+        else:
+            assert answer.status_code == 200 and answer.json()["revision"] == latest, answer.text
     for receiver in receivers:
         receiver.down()
 

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 import orjson
 import pytest
-from aiokafka.errors import KafkaTimeoutError
+from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 
 import streams.stage
 from app.config import Settings
@@ -239,3 +239,29 @@ async def test_a_batch_fetched_across_a_rebalance_is_processed_once():
     await until(lambda: stage.next_offset.get(partition) == 2, message="both processed")
     await stage.stop()
     assert offered(broker) == [("put", 1), ("put", 2)]
+
+
+async def test_a_record_the_broker_refuses_parks_its_message_after_a_restart(monkeypatch):
+    """The broker refuses one offer as too large (a topic created with a smaller
+    max.message.bytes than Flare's own). The stage cannot commit past it; it restarts, and
+    when it reads the message again parks it, then goes on (invariant 6: "producing")."""
+    broker = FakeBroker()
+    producer = FakeProducer(broker, auto=lambda topic: topic != DELIVERIES)
+    stage, _ = make_stage(broker, producer)
+    put(broker, 1)
+    partition = partition_of(DOC.encode(), SETTINGS.partitions)
+    await stage.start()
+    await until(lambda: any(h.topic == DELIVERIES for h in producer.held), message="offered")
+    producer.fail(lambda h: h.topic == DELIVERIES, MessageSizeTooLargeError("too large"))
+    producer.auto = lambda topic: True
+    monkeypatch.setattr(streams.stage, "COMMIT_INTERVAL", 0.05)  # the loop commits, and fails
+    await until(lambda: stage.restarts == 1, message="a restart")
+    await until(lambda: stage.parked == 1, message="parked when read again")
+    put(broker, 2)
+    await until(lambda: stage.next_offset.get(partition) == 2, message="goes on")
+    await stage.stop()
+    parked = broker.records("f.documents.rejected")
+    assert [r.key for r in parked] == [DOC.encode()]
+    assert "Kafka refused a record" in dict(parked[0].headers)["flare-reason"].decode()
+    assert offered(broker) == [("put", 2)]
+    assert table_matches_changelog(stage, broker)

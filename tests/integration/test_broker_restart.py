@@ -1,0 +1,76 @@
+"""A broker restart under a running Flare: the stages come back by themselves (issue 9:
+"a stage that fails for a reason not tied to a message restarts itself").
+
+The test has a broker of its own (tests/conftest.py's is shared), SIGKILLs it while
+changes flow, starts it again on the same ports and storage, and checks that the same
+`flare start` process gets ready again without a restart, that everything answered 202
+before, during and after is stored and delivered, and that /readyz said why meanwhile.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import httpx
+import pytest
+
+from app.local_kafka import LocalCluster
+from tests.flare_process import poll
+from tests.integration.delivery_support import new_resource, subscribe
+from tests.receiver import Receiver
+
+pytestmark = pytest.mark.integration
+
+
+def test_flare_recovers_from_a_broker_restart_by_itself(flare_factory, tmp_path):
+    cluster = LocalCluster(tmp_path / "own-kafka", nodes=1)
+    bootstrap = cluster.start()
+    receiver = Receiver().up()
+    flare = flare_factory(bootstrap=bootstrap).start()
+    accepted: dict[int, int] = {}
+    stop = threading.Event()
+    try:
+        rid, base = new_resource(flare)
+        subscribe(flare, rid, f"{receiver.url}/hook/{{id}}", retry={"initial": 0.2, "max": 1})
+
+        def write() -> None:
+            """PUT documents one after another; only a 202 counts."""
+            with httpx.Client(base_url=flare.base_url, timeout=5.0) as client:
+                doc = 0
+                while not stop.is_set():
+                    try:
+                        answer = client.put(f"/documents/{base}/{doc}", json={"version": 1})
+                    except httpx.TransportError:
+                        continue
+                    if answer.status_code == 202:
+                        accepted[doc] = 1
+                        doc += 1
+
+        writer = threading.Thread(target=write, daemon=True)
+        writer.start()
+        poll(lambda: len(accepted) >= 50, timeout=60, message="changes flowing")
+        cluster.kill_node(1)  # SIGKILL, by its own PID
+        poll(lambda: flare.readyz().status_code == 503, timeout=60, message="/readyz says 503")
+        reason = flare.readyz().json()
+        during = len(accepted)
+        cluster.restart_node(1)
+        flare.wait_ready(timeout=180)
+        poll(lambda: len(accepted) >= during + 50, timeout=120, message="changes flowing again")
+        stop.set()
+        writer.join(10)
+        assert flare.alive()
+
+        def delivered() -> set[str]:
+            return {r.path for r in receiver.received()}
+
+        expected = {f"/hook/{doc}" for doc in accepted}
+        poll(lambda: expected <= delivered(), timeout=180, interval=0.5,
+             message=f"all {len(expected)} accepted documents delivered")
+        for doc in list(accepted)[:: max(1, len(accepted) // 20)]:
+            assert flare.get(f"/documents/{base}/{doc}").status_code == 200
+        assert reason, "a 503 without a reason"
+    finally:
+        stop.set()
+        receiver.down()
+        flare.stop()
+        cluster.stop()
