@@ -25,6 +25,22 @@ def configure_logging(level: str) -> None:
     # Faust, aiokafka and httpx (a line per delivery) are chatty at info; warnings still show.
     for noisy in ("faust", "mode", "aiokafka", "httpx"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(BrokerDownFilter())
+
+
+class BrokerDownFilter(logging.Filter):
+    """While a broker is down, aiokafka logs an ERROR per connection attempt of every
+    client (about 300 lines a second here). streams/runtime.py says once that Kafka is
+    unreachable and once that it is back; these lines add nothing to that."""
+
+    REPEATED = ("Unable connect to node", "Unable to update metadata",
+                "Unable to request metadata", "Group Coordinator Request failed",
+                "Marking the coordinator dead", "Failed fetch offsets")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.name.startswith("aiokafka") and isinstance(record.msg, str)
+                    and record.msg.startswith(self.REPEATED))
 
 
 def build_runtime(settings: Settings) -> Runtime:

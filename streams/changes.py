@@ -26,7 +26,7 @@ import orjson
 from app.config import Settings
 from streams.registry_view import REGISTRY_HEADER, RegistryUnavailable, RegistryView
 from streams.stage import (MAX_RECORD_BYTES, Parked, Stage, StageBroken, Table, check_size,
-                           decode)
+                           decode, header)
 from tables.documents import Applied, Change, Rejected, apply, parse_message
 
 #: Offers for one change: (deliveries key, value) pairs, built by the delivery stage.
@@ -42,13 +42,6 @@ def changes_group(settings: Settings) -> str:
 
 def changelog_topic(settings: Settings) -> str:
     return f"{settings.app_id}-documents-changelog"
-
-
-def header(message: Any, name: str) -> bytes | None:
-    for key, value in message.headers or ():
-        if key == name:
-            return value
-    return None
 
 
 class Changes(Stage):

@@ -49,10 +49,9 @@ import orjson
 from aiokafka import TopicPartition
 
 from app.config import Settings
-from streams.changes import header
 from streams.registry_view import REGISTRY_HEADER, RegistryUnavailable, RegistryView
 from streams.sender import Sender, signed_headers
-from streams.stage import Parked, Stage, StageBroken, Table, decode
+from streams.stage import Parked, Stage, StageBroken, Table, decode, header
 from tables.delivery import (DeliveryState, PendingChange, due, next_action, offer, on_outcome,
                              redrive, webhook_id)
 from tables.documents import Applied, Change

@@ -105,6 +105,14 @@ def partition_of(key: bytes, partitions: int) -> int:
     return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
+def header(message: Any, name: str) -> bytes | None:
+    """The value of a record's header, or None."""
+    for key, value in message.headers or ():
+        if key == name:
+            return value
+    return None
+
+
 class Parked(Exception):
     """One message cannot be handled; ``reason`` says why. Raised by :meth:`Stage.process`
     before anything of the message was written; the stage parks the message."""

@@ -69,6 +69,9 @@ def test_flare_recovers_from_a_broker_restart_by_itself(flare_factory, tmp_path)
         for doc in list(accepted)[:: max(1, len(accepted) // 20)]:
             assert flare.get(f"/documents/{base}/{doc}").status_code == 200
         assert reason, "a 503 without a reason"
+        # One line that Kafka is unreachable and one that it is back, not one per attempt.
+        errors = [line for line in flare.log().splitlines() if " ERROR " in line]
+        assert len(errors) < 20, "\n".join(errors[:40])
     finally:
         stop.set()
         receiver.down()
