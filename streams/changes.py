@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 
 from app.config import Settings
+from streams import metrics
 from streams.registry_view import RegistryView
 from streams.stage import Stage, Table, decode
 from tables.documents import Applied, Change, Rejected, apply, parse_message
@@ -79,6 +80,7 @@ class Changes(Stage):
 
     async def _reject(self, message: Any, reason: str) -> None:
         self.rejected_count += 1
+        metrics.change_rejected(reason)
         await self.produce(
             self.rejected_topic, message.value, key=message.key,
             headers=[("flare-reason", reason.encode()),

@@ -44,6 +44,7 @@ import orjson
 from aiokafka import TopicPartition
 
 from app.config import Settings
+from streams import metrics
 from streams.registry_view import RegistryView
 from streams.sender import Sender, signed_headers
 from streams.stage import Stage, Table, decode
@@ -258,6 +259,7 @@ class Dispatcher(Stage):
         released = False
         try:
             outcome, status = await self._send(key, change, action)
+            metrics.delivery_attempted(outcome.value, change.updated_at)
             # Mid-rebalance the table may be re-read from its changelog: record only after
             # it, and only in the table the request was sent from.
             await self.ready.wait()
