@@ -15,8 +15,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 ## Run Flare (API + worker) on port 8080, with a local broker when none is configured.
+## A one-machine set-up: subscribers on this machine (private targets) are allowed unless
+## FLARE_ALLOW_PRIVATE_TARGETS says otherwise; Flare's first log line says which.
 run: $(STAMP)
-	$(BIN)/flare with-kafka --data-dir var/kafka -- $(BIN)/flare start
+	FLARE_ALLOW_PRIVATE_TARGETS=$${FLARE_ALLOW_PRIVATE_TARGETS:-true} \
+	  $(BIN)/flare with-kafka --data-dir var/kafka -- $(BIN)/flare start
 
 ## Run every test: unit tests, then integration tests against a real broker.
 test: $(STAMP)

@@ -9,7 +9,7 @@ from typing import AsyncIterator
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
-from api import deliveries, documents, openapi, ops, resources, subscriptions
+from api import deliveries, documents, metrics, openapi, ops, resources, subscriptions, ui
 from api.errors import HANDLERS
 from api.middleware import BearerAuth, IgnoreTrailingSlash
 from streams.runtime import Runtime
@@ -28,17 +28,22 @@ def create_api(runtime: Runtime) -> Starlette:
             await runtime.stop()
             log.info("flare stopped cleanly")
 
+    registry = metrics.Metrics(runtime)
     api = Starlette(
         # Documents first: nearly every request is a PUT there, and Starlette tries the
         # routes in order (no other route starts with /documents/).
         routes=[*documents.routes, *ops.routes, *resources.routes, *subscriptions.routes,
-                *deliveries.routes, *openapi.routes],
+                *deliveries.routes, *metrics.routes, *ui.routes, *openapi.routes],
+        # HttpMetrics after IgnoreTrailingSlash (which copies the scope) so that it sees the
+        # route the router records in the scope; before BearerAuth so that 401s count.
         middleware=[Middleware(IgnoreTrailingSlash),
+                    Middleware(metrics.HttpMetrics, counter=registry.http_requests),
                     Middleware(BearerAuth, tokens=runtime.settings.api_tokens)],
         exception_handlers=HANDLERS,
         lifespan=lifespan,
     )
     api.state.runtime = runtime
     api.state.settings = runtime.settings
+    api.state.metrics = registry
     api.router.redirect_slashes = False
     return api

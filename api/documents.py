@@ -21,6 +21,7 @@ from tables.documents import change_value, decode_document, match
 from tables.errors import FlareError
 from tables.resources import rfc3339
 from tables.revisions import revision_of
+from tables.urls import validate_document_url
 
 PREFIX = b"/documents/"
 FORWARDED = "x-flare-forwarded"
@@ -47,6 +48,7 @@ def _not_found(url: str) -> FlareError:
 
 
 async def get_document(request: Request, url: str) -> Response:
+    validate_document_url(url)  # SPEC §8: 400 `invalid id` before looking for it
     runtime = request.app.state.runtime
     if FORWARDED not in request.headers:
         owner = runtime.changes.owner_of(url)

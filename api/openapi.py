@@ -81,6 +81,11 @@ def _parameters() -> dict[str, Any]:
             "schema": {"type": "integer", "minimum": 0, "maximum": MAX_LIMIT,
                        "default": DEFAULT_LIMIT},
         },
+        "token": {
+            "name": "token", "in": "query", "required": False,
+            "description": "An API token: signs in to the dashboard at once.",
+            "schema": {"type": "string"},
+        },
         "rid": {
             "name": "rid", "in": "path", "required": True,
             "description": "The resource id.",
@@ -640,8 +645,58 @@ def _operation_paths() -> dict[str, Any]:
                           "401": UNAUTHORIZED},
         }},
         "/docs": page("docs", "This document, browsable", "text/html"),
-        "/ui": page("ui", "Dashboard of resources, subscriptions and delivery health",
-                    "text/html"),
+        **_ui_paths(),
+    }
+
+
+def _ui_paths() -> dict[str, Any]:
+    """The dashboard (api/ui.py): pages for a browser. With API tokens set they take the
+    token from the ``flare_token`` cookie that ``/ui/login`` sets, not from a header."""
+    cookie = [{"uiCookie": []}]
+    to_login = {"description": "No valid token cookie: to `/ui/login`.",
+                "headers": {"Location": {"schema": {"type": "string"}}}}
+    html_page = {"content": {"text/html": {"schema": {"type": "string"}}}}
+    sid, rid = _param("sid"), _param("rid")
+    return {
+        "/ui": {"get": {
+            "tags": ["operations"], "operationId": "ui", "security": cookie,
+            "summary": "Dashboard of resources, subscriptions and delivery health",
+            "description": "Server-rendered; reloads itself every 5 s.",
+            "responses": {"200": {"description": "The page.", **html_page}, "303": to_login},
+        }},
+        "/ui/login": {
+            "get": {"tags": ["operations"], "operationId": "uiLoginPage", "security": [],
+                    "summary": "The dashboard's sign-in form; with `?token=` signs in at once",
+                    "parameters": [_param("token")],
+                    "responses": {"200": {"description": "The form.", **html_page},
+                                  "303": {"description": "Signed in: the cookie is set, to"
+                                                         " `/ui`."},
+                                  "401": {"description": "Wrong token.", **html_page}}},
+            "post": {"tags": ["operations"], "operationId": "uiLogin", "security": [],
+                     "summary": "Sign in to the dashboard with an API token",
+                     "requestBody": {"required": True, "content": {
+                         "application/x-www-form-urlencoded": {"schema": {
+                             "type": "object", "properties": {"token": {"type": "string"}}}}}},
+                     "responses": {"303": {"description": "Signed in: the cookie is set, to"
+                                                          " `/ui`."},
+                                   "401": {"description": "Wrong token.", **html_page}}},
+        },
+        "/ui/redrive/{rid}/{sid}": {"post": {
+            "tags": ["operations"], "operationId": "uiRedrive", "security": cookie,
+            "summary": "The dashboard's redrive button: dead deliveries are sent again",
+            "parameters": [rid, sid],
+            "responses": {"303": {"description": "Done (or no such subscription): back to"
+                                                 " `/ui`, or to `/ui/login` without a valid"
+                                                 " cookie."}},
+        }},
+        "/ui/health/{sid}": {"get": {
+            "tags": ["operations"], "operationId": "uiHealth", "security": cookie,
+            "summary": "One subscription's delivery counts on this process (for the dashboard)",
+            "parameters": [sid],
+            "responses": {"200": {"description": "Counts.",
+                                  "content": _json({"type": "object"})},
+                          "401": {"description": "No valid token cookie."}},
+        }},
     }
 
 
@@ -691,10 +746,16 @@ def build_document() -> dict[str, Any]:
             **_document_paths(),
         }),
         "components": {
-            "securitySchemes": {"bearerAuth": {
-                "type": "http", "scheme": "bearer",
-                "description": "Required only when Flare is configured with API tokens.",
-            }},
+            "securitySchemes": {
+                "bearerAuth": {
+                    "type": "http", "scheme": "bearer",
+                    "description": "Required only when Flare is configured with API tokens.",
+                },
+                "uiCookie": {
+                    "type": "apiKey", "in": "cookie", "name": "flare_token",
+                    "description": "The dashboard's pages: an API token, set by /ui/login.",
+                },
+            },
             "parameters": _parameters(),
             "schemas": _schemas(),
             "responses": {

@@ -1,4 +1,5 @@
-"""The ``flare`` command line: ``flare start``, ``flare version``, ``flare with-kafka``."""
+"""The ``flare`` command line: ``flare start``, ``flare config``, ``flare listen``,
+``flare version``, ``flare with-kafka``."""
 
 from __future__ import annotations
 
@@ -10,12 +11,17 @@ import typer
 
 from app import __version__
 from app.config import ConfigError, load
+from app.settings_help import effective, start_epilog
 
 cli = typer.Typer(help="Flare: change notifications for documents, on Apache Kafka.",
                   no_args_is_help=True, add_completion=False)
 
 
-@cli.command()
+CONFIG_OPTION = typer.Option(None, "--config", "-c",
+                             help="TOML file with settings (FLARE_* variables win).")
+
+
+@cli.command(epilog=start_epilog())
 def start(config: Optional[Path] = typer.Option(None, "--config", "-c",
                                                 help="TOML file with settings (FLARE_* variables win).")) -> None:
     """Run the HTTP API and the stream worker in one process and one event loop."""
@@ -27,6 +33,36 @@ def start(config: Optional[Path] = typer.Option(None, "--config", "-c",
     from app.server import serve
 
     serve(settings)
+
+
+@cli.command(name="config")
+def show_config(config: Optional[Path] = CONFIG_OPTION) -> None:
+    """Print the settings `flare start` would use (as TOML, secrets masked)."""
+    try:
+        settings = load(config)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2)
+    typer.echo(effective(settings))
+
+
+@cli.command()
+def listen(port: int = typer.Option(9000, "--port", "-p", help="Port to listen on."),
+           host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+           secret: Optional[str] = typer.Option(
+               None, "--secret", "-s", help="The subscription's whsec_... secret: check"
+               " webhook-signature (401 when invalid)."),
+           headers: bool = typer.Option(False, "--headers", help="Print every header too."),
+           status: int = typer.Option(200, help="Status to answer (e.g. 500 to watch retries).")
+           ) -> None:
+    """Run a local receiver that prints each notification it gets (Ctrl-C stops it)."""
+    from app.listen import listen as run
+
+    try:
+        run(host, port, secret, headers, status)
+    except OSError as exc:
+        typer.echo(f"error: cannot listen on {host}:{port}: {exc}", err=True)
+        raise typer.Exit(2)
 
 
 @cli.command()

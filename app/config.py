@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("text", "json")
 
 
 class ConfigError(ValueError):
@@ -56,10 +57,14 @@ class Settings:
     delivery_timeout: float = 10.0
     #: Most notification requests in flight at once, per process (across keys, §9.4).
     delivery_concurrency: int = 256
+    #: ``text`` lines, or ``json``: one JSON object per line (app/logs.py).
+    log_format: str = "text"
 
     def __post_init__(self) -> None:
         if self.log_level not in LOG_LEVELS:
             raise ConfigError(f"log_level must be one of {', '.join(LOG_LEVELS)}, not {self.log_level!r}")
+        if self.log_format not in LOG_FORMATS:
+            raise ConfigError(f"log_format must be one of {', '.join(LOG_FORMATS)}, not {self.log_format!r}")
         if not 0 < self.http_port < 65536:
             raise ConfigError(f"http_port must be a TCP port, not {self.http_port}")
         if self.partitions < 1 or self.replication_factor < 1:

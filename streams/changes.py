@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 
 from app.config import Settings
+from streams import metrics
 from streams.registry_view import REGISTRY_HEADER, RegistryUnavailable, RegistryView
 from streams.stage import (MAX_RECORD_BYTES, Parked, Stage, StageBroken, Table, check_size,
                            decode, header)
@@ -128,6 +129,7 @@ class Changes(Stage):
 
     async def park(self, message: Any, reason: str) -> None:
         self.rejected_count += 1
+        metrics.change_rejected(reason)
         headers = [("flare-reason", reason.encode()),
                    ("flare-source", f"{message.topic}/{message.partition}/{message.offset}".encode())]
         # The original bytes, or as much of them as a record can carry.

@@ -49,6 +49,7 @@ import orjson
 from aiokafka import TopicPartition
 
 from app.config import Settings
+from streams import metrics
 from streams.registry_view import REGISTRY_HEADER, RegistryUnavailable, RegistryView
 from streams.sender import Sender, signed_headers
 from streams.stage import Parked, Stage, StageBroken, Table, decode, header
@@ -307,6 +308,7 @@ class Dispatcher(Stage):
         released = False
         try:
             outcome, status = await self._send(key, change, action)
+            metrics.delivery_attempted(outcome.value, change.updated_at)
             # Recorded only in the table the request was sent from, before the partitions
             # it belongs to are given up (on_revoke waits for this).
             if epoch != self._epoch or self.tables.get(partition) is not table:
@@ -319,6 +321,9 @@ class Dispatcher(Stage):
             state = on_outcome(state_of(table.get(key)), outcome, now,
                                subscription.delivery.retry, random.random(), sent=change,
                                status=status)
+            if state.dead:  # §9.6: one line when a delivery gives up (not per attempt)
+                self.log.info("delivery %s parked as dead after %d attempts (last status %s)",
+                              key.decode(errors="replace"), state.attempt, status)
             self.inflight.discard(key)  # before settling: it may send the next change
             released = True
             await self._settle(partition, table, key, state, now)

@@ -164,6 +164,8 @@ class Stage(ConsumerRebalanceListener):
         self.restarts = 0
         #: messages parked (handled no further) since start
         self.parked = 0
+        #: partition assignments this stage has taken since start
+        self.rebalances = 0
         #: partition → the next source offset to process; offsets below it were processed
         #: (a batch fetched before a rebalance and fetched again after it is skipped)
         self.next_offset: dict[int, int] = {}
@@ -489,6 +491,7 @@ class Stage(ConsumerRebalanceListener):
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         async with self._lock:
+            self.rebalances += 1
             mine = sorted(tp.partition for tp in assigned if tp.topic == self.source)
             assert self._consumer is not None
             self.partitions = len(self._consumer.partitions_for_topic(self.source)
@@ -559,6 +562,23 @@ class Stage(ConsumerRebalanceListener):
             await reader.stop()
 
     # -- reads for the API -------------------------------------------------------------
+    def lag(self) -> dict[int, int]:
+        """partition → messages of the source not yet processed (for /metrics): the
+        broker's high watermark as last fetched, less what this stage processed."""
+        consumer, lag = self._consumer, {}
+        if consumer is None:
+            return lag
+        for tp in consumer.assignment():
+            end = consumer.highwater(tp)
+            done = self.next_offset.get(tp.partition)
+            if end is not None and done is not None:
+                lag[tp.partition] = max(0, end - done)
+        return lag
+
+    def failure(self) -> str | None:
+        """Why the stage is restarting, or None."""
+        return None if self._failed is None else repr(self._failed)
+
     def partition(self, key: bytes) -> int:
         return partition_of(key, self.partitions)
 

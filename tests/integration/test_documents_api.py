@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import uuid
 
 import orjson
@@ -42,7 +43,7 @@ def wait_absent(flare, url: str) -> None:
 
 # -- URL validation and resource matching (§8) ----------------------------------------
 
-@pytest.mark.parametrize("url, detail", [
+INVALID_URLS = [
     ("mailto:someone", "should not have opaque content 'someone'"),
     ("http://user:pw@api.test/users/1", "should not have user"),
     ("http:///users/1", "missing host"),
@@ -50,11 +51,31 @@ def wait_absent(flare, url: str) -> None:
     ("http://api.test/users/1?x=1", "should not have query string 'x=1'"),
     ("/users/1", "missing host"),
     ("ftp://api.test/users/1", "unknown scheme 'ftp'"),
-])
+]
+
+
+@pytest.mark.parametrize("url, detail", INVALID_URLS)
 def test_put_rejects_invalid_urls(flare, url, detail):
     answer = flare.put(f"/documents/{url}", json={"version": 1})
     assert answer.status_code == 400
     assert answer.json() == {"error": {"title": "invalid id", "detail": detail}}
+
+
+# SPEC §8's checks, each form, on GET too (before looking for the document); a fragment
+# and a missing scheme can only be sent as a raw request target.
+@pytest.mark.parametrize("url, detail", INVALID_URLS + [
+    ("//api.test/users/1", "missing scheme"),
+    ("http://api.test/users/1#frag", "should not have fragment 'frag'"),
+])
+def test_get_rejects_invalid_urls(flare, url, detail):
+    connection = http.client.HTTPConnection("127.0.0.1", flare.port, timeout=10)
+    try:
+        connection.request("GET", f"/documents/{url}")
+        answer = connection.getresponse()
+        assert answer.status == 400
+        assert orjson.loads(answer.read()) == {"error": {"title": "invalid id", "detail": detail}}
+    finally:
+        connection.close()
 
 
 def test_put_without_matching_resource_is_404(flare):

@@ -141,9 +141,13 @@ def test_bearer_auth_except_probes(served: dict) -> None:
         "description": "Required only when Flare is configured with API tokens."}
     assert served["security"] == [{"bearerAuth": []}]
     open_paths = {path for path, _, op in _operations(served) if op.get("security") == []}
-    assert open_paths == {"/healthz", "/readyz", "/metrics"}
+    assert open_paths == {"/healthz", "/readyz", "/metrics", "/ui/login"}
+    # The dashboard's pages take the token from a cookie (a browser sends no header).
+    cookie_paths = {path for path, _, op in _operations(served)
+                    if op.get("security") == [{"uiCookie": []}]}
+    assert cookie_paths == {"/ui", "/ui/redrive/{rid}/{sid}", "/ui/health/{sid}"}
     for path, method, op in _operations(served):
-        if path not in open_paths:
+        if path not in open_paths | cookie_paths:
             assert "401" in op["responses"], (path, method)
 
 

@@ -1,0 +1,28 @@
+"""api.ui: one subscription's delivery health read from the deliveries tables."""
+
+from __future__ import annotations
+
+import orjson
+
+from api.ui import subscription_health
+from tables.delivery import DeliveryState, PendingChange
+
+
+def _record(state: DeliveryState) -> bytes:
+    return orjson.dumps(state.to_record())
+
+
+def test_subscription_health_counts_only_that_subscription() -> None:
+    change = PendingChange("put", 2, {"v": 2}, 1)
+    tables = {
+        0: {b"s1|http://a/1": _record(DeliveryState(received=1)),
+            b"s1|http://a/2": _record(DeliveryState(received=1, pending=change, attempt=3,
+                                                    first_failure_at=10.0, last_status=500))},
+        1: {b"s1|http://a/3": _record(DeliveryState(pending=change, dead=True,
+                                                    first_failure_at=20.0, last_status=503)),
+            b"s10|http://a/4": _record(DeliveryState(pending=change, dead=True, last_status=500))},
+    }
+    assert subscription_health(tables, "s1") == {
+        "pending": 1, "dead": 1, "delivered": 2, "failing": {500: 1, 503: 1}, "last": 503}
+    assert subscription_health(tables, "nobody") == {
+        "pending": 0, "dead": 0, "delivered": 0, "failing": {}, "last": None}
