@@ -196,8 +196,10 @@ def _encode(record: dict[str, Any], what: str) -> bytes:
 
 def _resource_of(value: bytes) -> str | None:
     """The resource id of a documents-table record, without decoding all of it (ids are
-    UUIDs; records are written by orjson, so the key is spelled exactly so)."""
-    at = value.find(b'"resource":"')
+    UUIDs; records are written by orjson, so the key is spelled exactly so). The last
+    occurrence: "resource" comes after "content" in every record (tables/documents.py),
+    and the content may hold the same text."""
+    at = value.rfind(b'"resource":"')
     if at < 0:
         return None
     start = at + len(b'"resource":"')

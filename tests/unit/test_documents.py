@@ -227,3 +227,12 @@ def test_match_remembers_answers_per_index_but_never_a_bad_url():
     assert "http://api.test/users/1?x=1" not in index.matched
     # A registry change gives a new index, which decides afresh.
     assert match("http://api.test/users/1", ResourceIndex([ANY])) is ANY
+
+
+def test_the_purge_reads_the_records_own_resource_not_the_contents():
+    from streams.changes import _resource_of
+    record = stored_record(Change("put", "u", "r-own", 1,
+                                  {"version": 1, "resource": "r-other", "x": '"resource":"r-x"'}, 1))
+    assert _resource_of(orjson.dumps(record)) == "r-own"
+    mark = apply(record, Change("delete", "u", "r-own", None, None, 2)).stored
+    assert _resource_of(orjson.dumps(mark)) == "r-own"
