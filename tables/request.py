@@ -17,7 +17,9 @@ from tables import wildcards
 from tables.resources import Resource, rfc3339
 from tables.subscriptions import ACTIONS, Subscription
 
-__all__ = ["OutgoingRequest", "build_request"]
+__all__ = ["OutgoingRequest", "UnsafeFill", "build_request"]
+
+UnsafeFill = wildcards.UnsafeFill
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,9 @@ def build_request(
 
     - method: the action's when set, else the endpoint's, empty meaning GET;
     - URL: the action's when set, else the endpoint's, wildcards filled from
-      ``document_url`` aligned with the resource endpoint;
+      ``document_url`` aligned with the resource endpoint, each value one encoded path
+      segment; :class:`UnsafeFill` when a value is ``.`` or ``..`` or a wildcard stands
+      outside the path (SPEC §11a: such a delivery can never be sent safely);
     - headers: the action's when it has any, else the endpoint's (replaced, not merged),
       one pair per value; ``Content-Type: application/json`` unless one is set in any case;
     - body: the envelope ``{"id", "action", "updatedAt", "data"?, "document"?}``, or the
@@ -92,4 +96,4 @@ def build_request(
         body = orjson.dumps(envelope)
     else:
         body = orjson.dumps(document)
-    return OutgoingRequest(method.upper(), wildcards.fill(template, values), headers, body)
+    return OutgoingRequest(method.upper(), wildcards.fill_url(template, values), headers, body)
