@@ -130,7 +130,10 @@ def _coerce(name: str, raw: Any, kind: type) -> Any:
         if kind is tuple:
             if isinstance(raw, (list, tuple)):
                 return tuple(str(x) for x in raw)
-            return tuple(t.strip() for t in str(raw).split(",") if t.strip())
+            if not str(raw).strip():
+                return ()
+            # Empty items are kept, for __post_init__ to refuse ("a,,b" is a mistake).
+            return tuple(t.strip() for t in str(raw).split(","))
         return kind(raw)
     except (TypeError, ValueError):
         raise ConfigError(f"{name}: cannot read {raw!r} as {kind.__name__}") from None
