@@ -371,6 +371,9 @@ def _schemas() -> dict[str, Any]:
             "required": ["deliveries"],
             "properties": {
                 "deliveries": {"type": "array", "items": _ref("Delivery")},
+                "unanswered": {"type": "array", "items": {"type": "string"},
+                               "description": "Flare processes that did not answer: their"
+                                              " deliveries are missing from the list."},
             },
         },
         "Version": {
@@ -541,7 +544,11 @@ def _subscription_paths() -> dict[str, Any]:
                 "description": "Every dead delivery of the subscription waits again, due now,"
                                " with a fresh attempt count.",
                 "responses": {"202": _no_body("Accepted: dead deliveries are sent again."),
-                              "401": UNAUTHORIZED, "404": not_found},
+                              "401": UNAUTHORIZED, "404": not_found,
+                              "503": _error("Another Flare process did not answer.",
+                                            "service unavailable",
+                                            "redrive asked here, but these processes did not"
+                                            " answer: <urls>")},
             },
         },
     }
@@ -563,6 +570,9 @@ def _document_paths() -> dict[str, Any]:
                 "401": UNAUTHORIZED,
                 "404": _error("`error during document search`: unknown or deleted.",
                               "error during document search", "document '<url>' not found"),
+                "503": _error("The Flare process that owns the document did not answer.",
+                              "service unavailable",
+                              "the process that owns this document (<url>) did not answer"),
             },
         },
         "put": {

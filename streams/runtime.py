@@ -120,6 +120,7 @@ class Runtime:
             self.producer = AIOKafkaProducer(
                 bootstrap_servers=self.settings.kafka_bootstrap, acks="all",
                 enable_idempotence=True, linger_ms=2,
+                max_request_size=self.settings.max_record_bytes,  # a body within max_body_bytes fits
             )
             await self.producer.start()
             self.registry.producer = self.producer

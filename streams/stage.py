@@ -116,7 +116,8 @@ class Stage(ConsumerRebalanceListener):
         bootstrap = self.settings.kafka_bootstrap
         self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all",
                                          enable_idempotence=True, linger_ms=5,
-                                         max_batch_size=256 * 1024)
+                                         max_batch_size=256 * 1024,
+                                         max_request_size=self.settings.max_record_bytes)
         await self.producer.start()
         timeout_ms = int(self.settings.session_timeout * 1000)
         self._consumer = AIOKafkaConsumer(

@@ -57,7 +57,10 @@ async def ensure_topics(settings: Settings, admin: AIOKafkaAdminClient) -> list[
     if not missing:
         return []
     response = await admin.create_topics([
-        NewTopic(spec.name, spec.partitions, settings.replication_factor, topic_configs=spec.config())
+        NewTopic(spec.name, spec.partitions, settings.replication_factor,
+                 # Records carry a body of up to max_body_bytes (app/config.py)
+                 topic_configs={**spec.config(),
+                                "max.message.bytes": str(settings.max_record_bytes + 1024)})
         for spec in missing
     ])
     created: list[str] = []
