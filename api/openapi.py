@@ -73,7 +73,7 @@ def _parameters() -> dict[str, Any]:
         "offset": {
             "name": "offset", "in": "query", "required": False,
             "description": "How many items to skip (decimal integer, optional sign).",
-            "schema": {"type": "integer", "minimum": 0, "default": 0},
+            "schema": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1, "default": 0},
         },
         "limit": {
             "name": "limit", "in": "query", "required": False,
