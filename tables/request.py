@@ -15,7 +15,7 @@ import orjson
 
 from tables import wildcards
 from tables.resources import Resource, rfc3339
-from tables.subscriptions import ACTIONS, Subscription
+from tables.subscriptions import ACTIONS, FORBIDDEN_HEADERS, FORBIDDEN_PREFIXES, Subscription
 
 __all__ = ["OutgoingRequest", "UnsafeFill", "build_request"]
 
@@ -75,7 +75,10 @@ def build_request(
     template = override.url if override and override.url else endpoint.url
     values = wildcards.values(resource.endpoint, document_url)
     header_map = override.headers if override and override.headers else endpoint.headers
-    headers = [(name, value) for name, vs in header_map.items() for value in vs]
+    # A subscription stored before the header rules (SPEC §11a) may still hold one: never sent.
+    headers = [(name, value) for name, vs in header_map.items() for value in vs
+               if name.lower() not in FORBIDDEN_HEADERS
+               and not name.lower().startswith(FORBIDDEN_PREFIXES)]
     if not any(name.lower() == "content-type" for name, _ in headers):
         headers.append(("Content-Type", "application/json"))
 

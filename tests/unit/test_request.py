@@ -285,3 +285,9 @@ def test_filled_values_stay_in_their_segment(template: str, document_url: str, u
 def test_unsafe_fills_are_refused(template: str, document_url: str) -> None:
     with pytest.raises(UnsafeFill):
         build(sub(url=template), document_url=document_url)
+
+
+def test_forbidden_headers_stored_before_the_rules_are_never_sent() -> None:
+    stored = sub(headers={"Transfer-Encoding": ["chunked"], "webhook-signature": ["v1,x"],
+                          "Host": ["evil"], "X-Ok": ["1"]})
+    assert build(stored).headers == [("X-Ok", "1"), CT]
