@@ -23,7 +23,9 @@ async def read_asgi_body(scope: Scope, receive: Receive, limit: int) -> bytes:
     Plain ASGI, so the documents endpoint (api/documents.py) needs no Request."""
     for name, value in scope["headers"]:
         if name == b"content-length":
-            if value.isdigit() and int(value) > limit:
+            # A length of many digits is too large whatever it says (and int() of
+            # thousands of digits is refused by Python: no 500 here).
+            if value.isdigit() and (len(value) > 19 or int(value) > limit):
                 raise _too_large(limit)
             break
     chunks: list[bytes] = []

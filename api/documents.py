@@ -10,6 +10,7 @@ streams/ownership.py).
 
 from __future__ import annotations
 
+import httpx
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -43,6 +44,15 @@ def _registry_ready(runtime) -> None:
         raise FlareError(503, "service unavailable", "the stream processor is still starting")
 
 
+def internal_headers(settings) -> dict[str, str]:
+    """What one Flare process sends another: the forwarded mark, and the first configured
+    token when tokens are set (the owner checks it like any client's, SPEC §2)."""
+    headers = {FORWARDED: "1"}
+    if settings.internal_token:
+        headers["Authorization"] = f"Bearer {settings.internal_token}"
+    return headers
+
+
 def _not_found(url: str) -> FlareError:
     return FlareError(404, "error during document search", f"document '{url}' not found")
 
@@ -53,8 +63,13 @@ async def get_document(request: Request, url: str) -> Response:
     if FORWARDED not in request.headers:
         owner = runtime.changes.owner_of(url)
         if owner and owner.rstrip("/") != runtime.settings.canonical_url:
-            answer = await runtime.http.get(f"{owner.rstrip('/')}/documents/{url}",
-                                            headers={FORWARDED: "1"})
+            try:
+                answer = await runtime.http.get(f"{owner.rstrip('/')}/documents/{url}",
+                                                headers=internal_headers(runtime.settings))
+            except httpx.HTTPError as exc:  # an owner that does not answer is no 500
+                raise FlareError(503, "service unavailable",
+                                 f"the process that owns this document ({owner.rstrip('/')}) "
+                                 f"did not answer: {exc.__class__.__name__}") from None
             return Response(answer.content, status_code=answer.status_code,
                             media_type="application/json")
     record = runtime.changes.local(url)

@@ -1,10 +1,13 @@
-"""Is a subscriber host public? (SPEC §7 extension: no loopback, private, link-local or
-metadata targets unless configured). The one place the API resolves names."""
+"""Is a subscriber host public? The API's early check when a subscription is created
+(SPEC §7 extension, §11a). The sender checks again the address it connects to
+(streams/sender.py): that one counts, this one gives an early 400."""
 
 from __future__ import annotations
 
-import ipaddress
 import socket
+from collections.abc import Callable
+
+from tables.addresses import is_public_address
 
 
 def _host_only(host: str) -> str:
@@ -15,16 +18,12 @@ def _host_only(host: str) -> str:
     return host
 
 
-def is_public_host(host: str) -> bool:
-    """True when every address the host resolves to is globally routable."""
+def is_public_host(host: str, resolve: Callable[..., list] = socket.getaddrinfo) -> bool:
+    """True when every address the host resolves to is public (tables/addresses.py)."""
     name = _host_only(host)
     try:
-        infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
-    except (socket.gaierror, UnicodeError):
+        infos = resolve(name, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError, ValueError):
         return False
     addresses = {info[4][0] for info in infos}
-    for address in addresses:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-        if not ip.is_global or ip.is_multicast:
-            return False
-    return bool(addresses)
+    return bool(addresses) and all(is_public_address(a) for a in addresses)

@@ -73,7 +73,7 @@ def _parameters() -> dict[str, Any]:
         "offset": {
             "name": "offset", "in": "query", "required": False,
             "description": "How many items to skip (decimal integer, optional sign).",
-            "schema": {"type": "integer", "minimum": 0, "default": 0},
+            "schema": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1, "default": 0},
         },
         "limit": {
             "name": "limit", "in": "query", "required": False,
@@ -376,6 +376,9 @@ def _schemas() -> dict[str, Any]:
             "required": ["deliveries"],
             "properties": {
                 "deliveries": {"type": "array", "items": _ref("Delivery")},
+                "unanswered": {"type": "array", "items": {"type": "string"},
+                               "description": "Flare processes that did not answer: their"
+                                              " deliveries are missing from the list."},
             },
         },
         "Version": {
@@ -546,7 +549,11 @@ def _subscription_paths() -> dict[str, Any]:
                 "description": "Every dead delivery of the subscription waits again, due now,"
                                " with a fresh attempt count.",
                 "responses": {"202": _no_body("Accepted: dead deliveries are sent again."),
-                              "401": UNAUTHORIZED, "404": not_found},
+                              "401": UNAUTHORIZED, "404": not_found,
+                              "503": _error("Another Flare process did not answer.",
+                                            "service unavailable",
+                                            "redrive asked here, but these processes did not"
+                                            " answer: <urls>")},
             },
         },
     }
@@ -568,6 +575,9 @@ def _document_paths() -> dict[str, Any]:
                 "401": UNAUTHORIZED,
                 "404": _error("`error during document search`: unknown or deleted.",
                               "error during document search", "document '<url>' not found"),
+                "503": _error("The Flare process that owns the document did not answer.",
+                              "service unavailable",
+                              "the process that owns this document (<url>) did not answer"),
             },
         },
         "put": {

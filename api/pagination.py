@@ -7,10 +7,14 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence, TypeVar
 
 from tables.errors import FlareError
+from tables.limits import MAX_QUERY_INTEGER
 
 DEFAULT_LIMIT = 30
 MAX_LIMIT = 1000
 _INTEGER = re.compile(r"[+-]?[0-9]+")
+#: Digits beyond this are out of range whatever they say (and ``int()`` of thousands of
+#: digits is refused by Python itself, or slow).
+_MAX_DIGITS = len(str(MAX_QUERY_INTEGER)) + 1
 
 T = TypeVar("T")
 
@@ -33,8 +37,14 @@ def _integer(params: Mapping[str, str], name: str, default: int) -> int:
     if raw is None or raw == "":  # `?limit=` gives no limit, as in the original service
         return default
     if not _INTEGER.fullmatch(raw):
+        shown = raw if len(raw) <= 64 else raw[:64] + "..."
         raise FlareError(400, "error during pagination parse",
-                         f"error during parameter '{name}' parse with value '{raw}'")
+                         f"error during parameter '{name}' parse with value '{shown}'")
+    digits = raw.lstrip("+-").lstrip("0")
+    if len(digits) > _MAX_DIGITS or abs(int(raw)) > MAX_QUERY_INTEGER:
+        shown = raw if len(raw) <= 32 else raw[:32] + "..."
+        raise FlareError(400, "invalid pagination",
+                         f"invalid {name} '{shown}': out of range (at most {MAX_QUERY_INTEGER})")
     return int(raw)
 
 

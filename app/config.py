@@ -16,6 +16,9 @@ from typing import Any, Mapping
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
+#: Room around a document body in the records that carry it (see ``max_record_bytes``);
+#: URLs are at most a few KiB (tables/limits.py).
+RECORD_OVERHEAD = 64 * 1024
 
 
 class ConfigError(ValueError):
@@ -59,6 +62,9 @@ class Settings:
     delivery_concurrency: int = 256
     #: ``text`` lines, or ``json``: one JSON object per line (app/logs.py).
     log_format: str = "text"
+    #: Most bytes of a subscriber's answer read per attempt; only the status is kept
+    #: (SPEC §11a).
+    delivery_max_response_bytes: int = 64 * 1024
 
     def __post_init__(self) -> None:
         if self.log_level not in LOG_LEVELS:
@@ -75,6 +81,14 @@ class Settings:
             raise ConfigError("session_timeout and delivery_timeout must be positive")
         if not self.kafka_bootstrap.strip():
             raise ConfigError("kafka_bootstrap must name at least one broker")
+        if self.delivery_max_response_bytes < 0:
+            raise ConfigError("delivery_max_response_bytes must not be negative")
+        if self.max_body_bytes < 1:
+            raise ConfigError("max_body_bytes must be at least 1")
+        # An empty token would match "Authorization: Bearer " (SPEC §2).
+        for token in self.api_tokens:
+            if not token.strip() or token != token.strip():
+                raise ConfigError("api_tokens: a token must not be empty or have spaces around it")
 
     @property
     def canonical_url(self) -> str:
@@ -82,6 +96,19 @@ class Settings:
             return self.advertised_url.rstrip("/")
         host = "127.0.0.1" if self.http_host in ("0.0.0.0", "", "::") else self.http_host
         return f"http://{host}:{self.http_port}"
+
+    @property
+    def max_record_bytes(self) -> int:
+        """The largest Kafka record Flare writes: a body of ``max_body_bytes`` plus what
+        wraps it (the document URL, the change or offer envelope, table metadata). The
+        producers and the topics are set to carry it, so a body the API accepts is never
+        refused by Kafka for its size (SPEC §11a: 413, never 503)."""
+        return self.max_body_bytes + RECORD_OVERHEAD
+
+    @property
+    def internal_token(self) -> str | None:
+        """The credential one Flare process shows another (forwarded reads, fan-outs)."""
+        return self.api_tokens[0] if self.api_tokens else None
 
     def topic(self, name: str) -> str:
         """The full name of one of Flare's topics: ``<prefix>.<name>``."""
@@ -108,7 +135,10 @@ def _coerce(name: str, raw: Any, kind: type) -> Any:
         if kind is tuple:
             if isinstance(raw, (list, tuple)):
                 return tuple(str(x) for x in raw)
-            return tuple(t.strip() for t in str(raw).split(",") if t.strip())
+            if not str(raw).strip():
+                return ()
+            # Empty items are kept, for __post_init__ to refuse ("a,,b" is a mistake).
+            return tuple(t.strip() for t in str(raw).split(","))
         return kind(raw)
     except (TypeError, ValueError):
         raise ConfigError(f"{name}: cannot read {raw!r} as {kind.__name__}") from None

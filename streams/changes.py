@@ -26,8 +26,8 @@ import orjson
 from app.config import Settings
 from streams import metrics
 from streams.registry_view import REGISTRY_HEADER, RegistryUnavailable, RegistryView
-from streams.stage import (MAX_RECORD_BYTES, Parked, Stage, StageBroken, Table, check_size,
-                           decode, header)
+from streams.stage import (Parked, Stage, StageBroken, Table, check_size, decode, header,
+                           record_limit)
 from tables.documents import Applied, Change, Rejected, apply, parse_message
 
 #: Offers for one change: (deliveries key, value) pairs, built by the delivery stage.
@@ -61,6 +61,7 @@ class Changes(Stage):
         self.accepted = 0
         self.rejected_count = 0
         self._caught_up_at = 0.0
+        self.limit = record_limit(settings)
         #: the resource ids the tables were last purged against (SPEC §5: a deleted
         #: resource's documents go), and the registry index they were read from
         self._resources_seen: set[str] = set()
@@ -78,7 +79,7 @@ class Changes(Stage):
         record = None
         if applied.changed and applied.stored is not None:
             record = _encode(applied.stored, "the stored document")
-            check_size(key, record, what="the stored document")
+            check_size(self.limit, key, record, what="the stored document")
         offers: list[tuple[bytes, bytes]] = []
         if self.offers is not None and applied.offer:
             try:
@@ -86,7 +87,7 @@ class Changes(Stage):
             except (TypeError, ValueError) as exc:  # orjson: nesting, integers, text
                 raise Parked(f"the notification cannot be encoded: {exc}") from None
             if offers:
-                check_size(offers[0][0], offers[0][1], what="a notification")
+                check_size(self.limit, offers[0][0], offers[0][1], what="a notification")
         # Writes: nothing below depends on the message any more.
         if applied.changed:
             await self.write(message.partition, key, record)
@@ -133,10 +134,10 @@ class Changes(Stage):
         headers = [("flare-reason", reason.encode()),
                    ("flare-source", f"{message.topic}/{message.partition}/{message.offset}".encode())]
         # The original bytes, or as much of them as a record can carry.
-        value = message.value
-        if value is not None and len(value) + len(message.key or b"") > MAX_PARKED:
+        value, room = message.value, self.limit - PARK_HEADROOM - len(message.key or b"")
+        if value is not None and len(value) > room:
             headers.append(("flare-truncated", str(len(value)).encode()))
-            value = value[:MAX_PARKED - len(message.key or b"")]
+            value = value[:room]
         await self.produce(self.rejected_topic, value, key=message.key, headers=headers)
 
     # -- SPEC §5: a deleted resource's documents go --------------------------------------
@@ -183,8 +184,8 @@ class Changes(Stage):
         return self.get(url.encode())
 
 
-#: The most of a parked message's bytes kept on the rejected topic (headers need room).
-MAX_PARKED = MAX_RECORD_BYTES - 64 * 1024
+#: Room kept for the headers of a parked copy (its reason and source).
+PARK_HEADROOM = 2048
 
 
 def _encode(record: dict[str, Any], what: str) -> bytes:

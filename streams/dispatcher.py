@@ -58,7 +58,7 @@ from tables.delivery import (DeliveryState, PendingChange, due, next_action, off
 from tables.documents import Applied, Change
 from tables.due import DueIndex
 from tables.outcome import Outcome, classify
-from tables.request import build_request
+from tables.request import UnsafeFill, build_request
 
 SCAN_INTERVAL = 0.25
 #: Beyond ``delivery_timeout``, how long a revoke waits for requests in flight (seconds).
@@ -138,7 +138,7 @@ class Dispatcher(Stage):
 
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
-        self._sender = Sender(self.settings.delivery_timeout, self.settings.delivery_concurrency)
+        self._sender = Sender.from_settings(self.settings)
         self._start_workers()
         await super().start()
         self._scanner = asyncio.create_task(self._scan_forever(), name="flare-dispatcher-scan")
@@ -353,6 +353,9 @@ class Dispatcher(Stage):
             sent = await self._sender.send(request, headers)
             return (classify(sent.status, subscription.delivery.success,
                              subscription.delivery.discard), sent.status)
+        except UnsafeFill as exc:  # can never be sent safely: given up (SPEC §11a, README)
+            self.log.warning("delivery of %r discarded: %s", key, exc)
+            return Outcome.DISCARDED, None
         except Exception:
             self.log.exception("delivery of %r failed before sending", key)
             return Outcome.RETRY, None

@@ -29,7 +29,7 @@ from streams.changes import Changes
 from streams.dispatcher import Dispatcher
 from streams.registry import Registry
 from streams.registry_view import REGISTRY_HEADER, RegistryView
-from streams.stage import PRODUCER_MAX_REQUEST, partition_of
+from streams.stage import partition_of
 from streams.topics import ensure_topics
 from tables.errors import FlareError
 
@@ -123,7 +123,8 @@ class Runtime:
             self.reason = "starting the producer"
             self.producer = AIOKafkaProducer(
                 bootstrap_servers=self.settings.kafka_bootstrap, acks="all",
-                enable_idempotence=True, linger_ms=2, max_request_size=PRODUCER_MAX_REQUEST,
+                enable_idempotence=True, linger_ms=2,
+                max_request_size=self.settings.max_record_bytes,  # a body within max_body_bytes fits
             )
             await self.producer.start()
             self.registry.producer = self.producer

@@ -11,7 +11,7 @@ Here the work per message is shared across a batch and the commit is ours:
   partition) and produces the records that follow without waiting for each;
 - a message whose handling fails — parsing, deciding, serialising, a record too large —
   is parked with its reason (:meth:`Stage.park`) and the partition goes on (DESIGN.md
-  invariant 6). Every record is checked against :data:`MAX_RECORD_BYTES` before anything
+  invariant 6). Every record is checked against the record limit (``check_size``) before anything
   of the message is written, so a message is handled whole or parked whole;
 - the commit, about once a second beside the loop, before giving partitions up, and at
   stop, runs in this order (each step waits for the one before):
@@ -65,12 +65,9 @@ MAX_BATCH = 2000
 #: batch at once would hold up the API and the requests in flight for tens of ms.
 YIELD_EVERY = 200
 FETCH_BYTES = 4 * 1024 * 1024
-#: The largest record a stage produces (key + value + headers). Flare's topics are
-#: created to carry it (streams/topics.py); a message whose records would be larger is
-#: parked instead, so the broker never refuses a record of a message already half handled.
-MAX_RECORD_BYTES = 4 * 1024 * 1024
-#: Room the producer keeps above MAX_RECORD_BYTES for the record and batch framing.
-PRODUCER_MAX_REQUEST = MAX_RECORD_BYTES + 64 * 1024
+#: Room kept below ``Settings.max_record_bytes`` (what the producers and Flare's topics
+#: carry) for the framing aiokafka counts around a record's key, value and headers.
+RECORD_FRAMING = 512
 #: Backoff of a stage that restarts itself: first wait, and cap (seconds).
 RESTART_INITIAL, RESTART_MAX = 1.0, 30.0
 #: How often a rebalance callback tries to read a changelog before the stage restarts,
@@ -126,13 +123,21 @@ class StageBroken(Exception):
     """A failure not tied to one message: the stage restarts."""
 
 
-def check_size(key: bytes | None, value: bytes | None,
+def record_limit(settings: Settings) -> int:
+    """The most bytes of key, value and headers a record a stage produces may have.
+    Flare's topics and producers carry ``settings.max_record_bytes`` (streams/topics.py);
+    a message whose records would be larger is parked instead, so the broker never
+    refuses a record of a message already half handled."""
+    return settings.max_record_bytes - RECORD_FRAMING
+
+
+def check_size(limit: int, key: bytes | None, value: bytes | None,
                headers: list[tuple[str, bytes]] | None = None, what: str = "record") -> None:
-    """Raise :class:`Parked` when a record would be larger than Flare's topics carry."""
+    """Raise :class:`Parked` when a record would be larger than ``limit``."""
     size = len(key or b"") + len(value or b"") + sum(len(k) + len(v) for k, v in headers or ())
-    if size > MAX_RECORD_BYTES:
-        raise Parked(f"{what} of {size} bytes is larger than the {MAX_RECORD_BYTES} bytes "
-                     "a record may have")
+    if size > limit:
+        raise Parked(f"{what} of {size} bytes is larger than the {limit} bytes a record "
+                     "may have (max_body_bytes and what wraps it)")
 
 
 class Stage(ConsumerRebalanceListener):
@@ -214,7 +219,7 @@ class Stage(ConsumerRebalanceListener):
         return AIOKafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap, acks="all",
                                 enable_idempotence=True, linger_ms=5,
                                 max_batch_size=256 * 1024,
-                                max_request_size=PRODUCER_MAX_REQUEST)
+                                max_request_size=self.settings.max_record_bytes)
 
     def new_consumer(self) -> Any:
         timeout_ms = int(self.settings.session_timeout * 1000)
@@ -378,7 +383,7 @@ class Stage(ConsumerRebalanceListener):
 
     async def _park(self, message: Any, reason: str) -> None:
         self.parked += 1
-        await self.park(message, reason)
+        await self.park(message, reason[:1000])  # reasons may echo a long value
 
     # -- writes ------------------------------------------------------------------------
     async def write(self, partition: int, key: bytes, value: bytes | None) -> None:

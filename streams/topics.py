@@ -13,7 +13,6 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, for_code
 
 from app.config import Settings
-from streams.stage import PRODUCER_MAX_REQUEST
 
 
 @dataclass(frozen=True)
@@ -23,11 +22,7 @@ class TopicSpec:
     compacted: bool
 
     def config(self) -> dict[str, str]:
-        # Every record a stage writes fits (streams/stage.py parks a message whose records
-        # would not), above the broker's 1 MB default: a document of max_body_bytes grows
-        # by its URL and envelope on the way.
-        return {"cleanup.policy": "compact" if self.compacted else "delete",
-                "max.message.bytes": str(PRODUCER_MAX_REQUEST)}
+        return {"cleanup.policy": "compact" if self.compacted else "delete"}
 
 
 def flare_topics(settings: Settings) -> list[TopicSpec]:
@@ -62,7 +57,12 @@ async def ensure_topics(settings: Settings, admin: AIOKafkaAdminClient) -> list[
     if not missing:
         return []
     response = await admin.create_topics([
-        NewTopic(spec.name, spec.partitions, settings.replication_factor, topic_configs=spec.config())
+        NewTopic(spec.name, spec.partitions, settings.replication_factor,
+                 # Records carry a body of up to max_body_bytes (app/config.py), above the
+                 # broker's 1 MB default; a stage parks a message whose records would not
+                 # fit (streams/stage.py, check_size).
+                 topic_configs={**spec.config(),
+                                "max.message.bytes": str(settings.max_record_bytes + 1024)})
         for spec in missing
     ])
     created: list[str] = []

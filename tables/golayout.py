@@ -20,10 +20,15 @@ the quoting in error messages match Go's byte strings.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from collections import OrderedDict
 from typing import NamedTuple
 
+from tables.limits import MAX_FORMAT, MAX_REVISION_STRING
+
 __all__ = ["LayoutError", "parse"]
+
+#: The cut layouts kept, bounded by the characters of their layouts (and so their chunks).
+_CACHE_CHARS = 32 * 1024
 
 
 class LayoutError(ValueError):
@@ -49,7 +54,15 @@ _DAYS_BEFORE = (0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334, 365)
 
 
 def parse(layout: str, value: str) -> int:
-    """``time.Parse(layout, value).UnixNano()`` as an exact int; raises :class:`LayoutError`."""
+    """``time.Parse(layout, value).UnixNano()`` as an exact int; raises :class:`LayoutError`.
+
+    Layouts longer than ``MAX_FORMAT`` and values longer than ``MAX_REVISION_STRING`` are
+    refused before any work (SPEC §11a).
+    """
+    if len(layout) > MAX_FORMAT:
+        raise LayoutError(f"layout longer than {MAX_FORMAT}")
+    if len(value) > MAX_REVISION_STRING:
+        raise LayoutError(f"value longer than {MAX_REVISION_STRING}")
     if not layout.isascii():
         layout = _as_bytes(layout)
     if not value.isascii():
@@ -183,9 +196,44 @@ def parse(layout: str, value: str) -> int:
     return seconds * 1_000_000_000 + nsec
 
 
-@lru_cache(maxsize=256)
+class _Cache:
+    """Least recently used cut layouts, bounded by the sum of their layouts' lengths."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.used = 0
+        self.items: OrderedDict[str, tuple[_Chunk, ...]] = OrderedDict()
+
+    def get(self, layout: str) -> tuple[_Chunk, ...] | None:
+        found = self.items.get(layout)
+        if found is not None:
+            self.items.move_to_end(layout)
+        return found
+
+    def put(self, layout: str, chunks: tuple[_Chunk, ...]) -> None:
+        size = max(len(layout), 1)
+        if size > self.budget or layout in self.items:
+            return
+        while self.used + size > self.budget:
+            old, _ = self.items.popitem(last=False)
+            self.used -= max(len(old), 1)
+        self.items[layout] = chunks
+        self.used += size
+
+
+_cache = _Cache(_CACHE_CHARS)
+
+
 def _chunks(layout: str) -> tuple[_Chunk, ...]:
     """The layout cut into elements once: revisions are parsed per message (hot path)."""
+    found = _cache.get(layout)
+    if found is None:
+        found = _cut(layout)
+        _cache.put(layout, found)
+    return found
+
+
+def _cut(layout: str) -> tuple[_Chunk, ...]:
     raw = []
     while True:
         prefix, std, digits, suffix = _next_chunk(layout)

@@ -15,9 +15,11 @@ import orjson
 
 from tables import wildcards
 from tables.resources import Resource, rfc3339
-from tables.subscriptions import ACTIONS, Subscription
+from tables.subscriptions import ACTIONS, FORBIDDEN_HEADERS, FORBIDDEN_PREFIXES, Subscription
 
-__all__ = ["OutgoingRequest", "build_request"]
+__all__ = ["OutgoingRequest", "UnsafeFill", "build_request"]
+
+UnsafeFill = wildcards.UnsafeFill
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,9 @@ def build_request(
 
     - method: the action's when set, else the endpoint's, empty meaning GET;
     - URL: the action's when set, else the endpoint's, wildcards filled from
-      ``document_url`` aligned with the resource endpoint;
+      ``document_url`` aligned with the resource endpoint, each value one encoded path
+      segment; :class:`UnsafeFill` when a value is ``.`` or ``..`` or a wildcard stands
+      outside the path (SPEC §11a: such a delivery can never be sent safely);
     - headers: the action's when it has any, else the endpoint's (replaced, not merged),
       one pair per value; ``Content-Type: application/json`` unless one is set in any case;
     - body: the envelope ``{"id", "action", "updatedAt", "data"?, "document"?}``, or the
@@ -71,7 +75,10 @@ def build_request(
     template = override.url if override and override.url else endpoint.url
     values = wildcards.values(resource.endpoint, document_url)
     header_map = override.headers if override and override.headers else endpoint.headers
-    headers = [(name, value) for name, vs in header_map.items() for value in vs]
+    # A subscription stored before the header rules (SPEC §11a) may still hold one: never sent.
+    headers = [(name, value) for name, vs in header_map.items() for value in vs
+               if name.lower() not in FORBIDDEN_HEADERS
+               and not name.lower().startswith(FORBIDDEN_PREFIXES)]
     if not any(name.lower() == "content-type" for name, _ in headers):
         headers.append(("Content-Type", "application/json"))
 
@@ -92,4 +99,4 @@ def build_request(
         body = orjson.dumps(envelope)
     else:
         body = orjson.dumps(document)
-    return OutgoingRequest(method.upper(), wildcards.fill(template, values), headers, body)
+    return OutgoingRequest(method.upper(), wildcards.fill_url(template, values), headers, body)

@@ -16,6 +16,7 @@ import orjson
 
 from tables import urls
 from tables.errors import FlareError
+from tables.limits import MAX_FIELD, MAX_FORMAT, MAX_URL
 
 BODY_PARSE = "error during body parse"
 INVALID_CONTENT = "invalid body content"
@@ -129,7 +130,8 @@ def parse_resource_body(body: bytes) -> tuple[str, str, str]:
     The first failure wins, in this order:
 
     1. Decode: a JSON object whose known fields have the right JSON types; ``id`` and
-       unknown fields are ignored.
+       unknown fields are ignored. Then the bounds of SPEC §11a (tables/limits.py), before
+       any other work: ``invalid body content`` naming the bound.
     2. Normalise the endpoint (trim, ``{ id }`` → ``{id}``, one trailing ``/`` dropped).
     3. Percent-decode it (``error during content unescape``).
     4. Validate the endpoint (``tables.urls``), then require ``change.field``.
@@ -140,6 +142,10 @@ def parse_resource_body(body: bytes) -> tuple[str, str, str]:
     change = typed(doc, "change", "object") or {}
     field = typed(change, "field", "string", "change.field") or ""
     fmt = typed(change, "format", "string", "change.format") or ""
+    for name, value, bound in (("endpoint", endpoint, MAX_URL), ("change.field", field, MAX_FIELD),
+                               ("change.format", fmt, MAX_FORMAT)):
+        if len(value) > bound:
+            raise FlareError(400, INVALID_CONTENT, f"{name} longer than {bound}")
     # Step 2
     endpoint = urls.normalise_endpoint(endpoint)
     # Step 3

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
@@ -17,6 +18,8 @@ from urllib.parse import urlsplit
 
 from tables import urls, wildcards
 from tables.errors import FlareError
+from tables.limits import (MAX_HEADER_BYTES, MAX_HEADER_NAME, MAX_HEADER_NAMES, MAX_HEADER_VALUE,
+                           MAX_HEADER_VALUES, MAX_STATUSES, MAX_URL, MIN_RETRY_DELAY)
 from tables.resources import (
     BODY_PARSE,
     RECORD_VERSION,
@@ -31,6 +34,15 @@ ACTIONS = ("create", "update", "delete")
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# SPEC §11a: header values are printable ASCII; URLs hold no control characters.
+_PRINTABLE = re.compile(r"[\x20-\x7e]*")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: Headers Flare sets itself, or that change the request's framing or hop (SPEC §11a).
+FORBIDDEN_HEADERS = frozenset({
+    "host", "content-length", "transfer-encoding", "connection", "upgrade", "expect", "te",
+    "trailer", "keep-alive",
+})
+FORBIDDEN_PREFIXES = ("proxy-", "webhook-")
 
 
 @dataclass(frozen=True)
@@ -218,6 +230,8 @@ def _decode_target(obj: dict[str, Any], path: str) -> Action:
         headers[name] = list(values)
     url = typed(obj, "url", "string", f"{path}.url") or ""
     method = typed(obj, "method", "string", f"{path}.method") or ""
+    if len(url) > MAX_URL:  # before any work on it (SPEC §11a)
+        raise _invalid(f"invalid endpoint: {path}.url longer than {MAX_URL}")
     return Action(url, method, headers)
 
 
@@ -236,6 +250,17 @@ def _statuses(delivery: dict[str, Any], key: str) -> list[int]:
         if isinstance(v, bool) or not isinstance(v, int):
             raise _type_error(v, f"delivery.{key}", "array of integers")
     return list(values)
+
+
+def _check_statuses(success: list[int], discard: list[int]) -> None:
+    """HTTP statuses, a bounded number of them (SPEC §11a)."""
+    for key, values in (("success", success), ("discard", discard)):
+        if len(values) > MAX_STATUSES:
+            raise _invalid(f"invalid delivery.{key}: more than {MAX_STATUSES} statuses")
+        for status in values:
+            if not 100 <= status <= 599:
+                raise _invalid(f"invalid delivery.{key}: '{status}' is not an HTTP status "
+                               "(100 to 599)")
 
 
 def _decode_retry(delivery: dict[str, Any]) -> dict[str, float | None] | None:
@@ -295,6 +320,11 @@ def _check_urls(url: str, actions: dict[str, Action], known: set[str]) -> None:
             names = wildcards.parse(target)
         except wildcards.WildcardError as exc:
             raise _invalid(f"invalid endpoint: invalid wildcard: {exc}") from None
+        if names and wildcards.outside_path(target):
+            raise _invalid(
+                f"invalid endpoint: {label} may have wildcards only in its path or query, "
+                "not in its scheme, user info, host, port or fragment"
+            )
         for w in names:
             if w not in known:
                 raise _invalid(
@@ -334,6 +364,37 @@ def _check_data(data: dict[str, Any] | None, envelope: bool | None, known: set[s
                     raise _invalid(f"data.'{key}' has a wildcard '{w}' that is not at the resource")
 
 
+def _check_headers(label: str, headers: dict[str, list[str]]) -> None:
+    """SPEC §11a: header syntax, forbidden names, printable ASCII values, and bounds."""
+    if len(headers) > MAX_HEADER_NAMES:
+        raise _invalid(f"invalid endpoint: {label}.headers has more than {MAX_HEADER_NAMES} names")
+    total = 0
+    for name, values in headers.items():
+        if len(name) > MAX_HEADER_NAME:
+            raise _invalid(f"invalid endpoint: {label}.headers has a name longer than {MAX_HEADER_NAME}")
+        if not _TOKEN.fullmatch(name):
+            raise _invalid(f"invalid endpoint: {label}.headers has an invalid header '{name}'")
+        lower = name.lower()
+        if lower in FORBIDDEN_HEADERS or lower.startswith(FORBIDDEN_PREFIXES):
+            raise _invalid(
+                f"invalid endpoint: {label}.headers may not set '{name}' (Flare sets it, or it "
+                "changes the request's framing)")
+        if len(values) > MAX_HEADER_VALUES:
+            raise _invalid(f"invalid endpoint: {label}.headers.{name} has more than "
+                           f"{MAX_HEADER_VALUES} values")
+        for value in values:
+            if len(value) > MAX_HEADER_VALUE:
+                raise _invalid(f"invalid endpoint: {label}.headers.{name} has a value longer "
+                               f"than {MAX_HEADER_VALUE}")
+            if not _PRINTABLE.fullmatch(value):
+                raise _invalid(f"invalid endpoint: {label}.headers.{name} has a value that is "
+                               "not printable ASCII")
+            total += len(name) + len(value) + 4
+    if total > MAX_HEADER_BYTES:
+        raise _invalid(f"invalid endpoint: {label}.headers longer than {MAX_HEADER_BYTES} bytes "
+                       "in total")
+
+
 def _check_extensions(
     url: str,
     headers: dict[str, list[str]],
@@ -356,6 +417,8 @@ def _check_extensions(
     for label, target in targets:
         if not target:
             continue
+        if _CONTROL.search(target):
+            raise _invalid(f"invalid endpoint: {label} has a control character")
         try:
             parts = urlsplit(target)
             host = parts.hostname
@@ -368,16 +431,18 @@ def _check_extensions(
         hosts.append(host)
     sets = [("endpoint", headers)] + [(f"endpoint.{n}", a.headers) for n, a in actions.items()]
     for label, header_set in sets:
-        for name, values in header_set.items():
-            if not _TOKEN.fullmatch(name) or any(c in v for v in values for c in "\r\n\0"):
-                raise _invalid(f"invalid endpoint: {label}.headers has an invalid header '{name}'")
+        _check_headers(label, header_set)
     if secret is not None and not valid_secret(secret):
         raise _invalid("invalid secret")
     if retry is not None:
         for key, value in retry.items():
-            if value is not None and value <= 0:
+            if value is not None and (value <= 0 or not math.isfinite(value)):
                 raise _invalid(
                     f"invalid delivery.retry: '{key}' should be a positive number of seconds"
+                )
+            if key in ("initial", "max") and value is not None and value < MIN_RETRY_DELAY:
+                raise _invalid(
+                    f"invalid delivery.retry: '{key}' should be at least {MIN_RETRY_DELAY} seconds"
                 )
         initial, most = retry["initial"], retry["max"]
         if initial is not None and most is not None and initial > most:
@@ -441,6 +506,7 @@ def parse_subscription_body(
     if not discard:
         raise _invalid("missing delivery.Discard")
     _check_data(data, envelope, known)
+    _check_statuses(success, discard)
     hosts = _check_extensions(url, top.headers, actions, secret, retry)
     if not allow_private:
         for host in hosts:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from urllib.parse import quote, unquote
 
 RESERVED = frozenset({"revision"})
 
@@ -22,6 +23,18 @@ class WildcardError(ValueError):
     """A malformed template; ``str()`` is SPEC §6's message, e.g. ``missing '}'``."""
 
 
+class UnsafeFill(ValueError):
+    """Filling a subscriber URL would change more than its path's segments (SPEC §11a)."""
+
+
+# RFC 3986 pchar minus the unreserved characters ``quote`` always keeps: what may stand
+# in a path segment as it is. ``/``, ``?``, ``#`` and ``%`` are encoded.
+_SEGMENT_SAFE = "!$&'()*+,;=:@"
+_DOT_SEGMENTS = frozenset({"", ".", ".."})
+# In a query value: ``&``, ``=``, ``+``, ``#`` and ``%`` are encoded as well.
+_QUERY_SAFE = "!$'()*,;:@/?"
+
+
 def parse(template: str, *, url_mode: bool = False) -> list[str]:
     """The wildcard names of ``template``, trimmed, each once, in order of appearance.
 
@@ -30,6 +43,7 @@ def parse(template: str, *, url_mode: bool = False) -> list[str]:
     service), then a path segment holding a brace that is not exactly one ``{...}``.
     """
     names: list[str] = []
+    seen: set[str] = set()  # a set: a long endpoint of many names stays linear (§11a)
     pos = 0
     last_close = -1
     while True:
@@ -51,10 +65,11 @@ def parse(template: str, *, url_mode: bool = False) -> list[str]:
             raise WildcardError("there must be at least one char between wildcard")
         if name in RESERVED:
             raise WildcardError(f"'{name}' is a reserved wildcard")
-        if name in names:
+        if name in seen:
             if url_mode:
                 raise WildcardError(f"'{name}' is present more then one time")
         else:
+            seen.add(name)
             names.append(name)
         last_close = end
         pos = end + 1
@@ -109,3 +124,63 @@ def fill(template: str, values: Mapping[str, str]) -> str:
         return str(values[name]) if name in values else match.group(0)
 
     return PLACEHOLDER.sub(replace, template)
+
+
+def split_path(url: str) -> tuple[str, str, str]:
+    """``(scheme://authority, path, ?query#fragment)`` of a URL template, never raising."""
+    head = match.group(0) if (match := _AUTHORITY.match(url)) else ""
+    rest = url[len(head):]
+    cut = re.search(r"[?#]", rest)
+    if cut is None:
+        return head, rest, ""
+    return head, rest[: cut.start()], rest[cut.start():]
+
+
+def outside_path(url: str) -> bool:
+    """Whether a ``{...}`` stands where a value could change where the request goes:
+    scheme, user info, host, port, or the fragment (SPEC §11a). Path segments and query
+    values may hold wildcards; their values are encoded so they cannot leave them."""
+    head, _, tail = split_path(url)
+    fragment = tail.partition("#")[2]
+    return "{" in head or "}" in head or "{" in fragment or "}" in fragment
+
+
+def encode_segment(value: str) -> str:
+    """A wildcard value as the text of one path segment (SPEC §11a).
+
+    Values come from document URL segments, already URL text: decoded once, then encoded
+    again so that ``/``, ``?``, ``#`` and ``%`` cannot cut the segment (``a%2Fb`` stays
+    ``a%2Fb``). An empty value, ``.`` and ``..`` (``%2e%2e`` too) are refused.
+    """
+    text = unquote(value)
+    if text in _DOT_SEGMENTS:
+        raise UnsafeFill(f"the value '{value}' cannot fill a path segment")
+    return quote(text, safe=_SEGMENT_SAFE)
+
+
+def fill_url(template: str, values: Mapping[str, str]) -> str:
+    """A subscriber URL with its path's wildcards filled, each value as one encoded
+    segment (SPEC §9.2, §11a); raises :class:`UnsafeFill` when a wildcard stands outside
+    the path (a subscription stored before that rule) or a filled segment would read as
+    ``.`` or ``..``."""
+    if outside_path(template):
+        raise UnsafeFill("a wildcard stands outside the URL's path")
+    head, path, tail = split_path(template)
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1).strip()
+        return encode_segment(str(values[name])) if name in values else match.group(0)
+
+    def replace_in_query(match: re.Match[str]) -> str:
+        name = match.group(1).strip()
+        if name not in values:
+            return match.group(0)
+        return quote(unquote(str(values[name])), safe=_QUERY_SAFE)
+
+    before = path.split("/")
+    after = [PLACEHOLDER.sub(replace, segment) for segment in before]
+    for old, new in zip(before, after):
+        if new != old and unquote(new) in _DOT_SEGMENTS:
+            raise UnsafeFill(f"the filled segment '{new}' would change the URL's path")
+    query, hash_sign, fragment = tail.partition("#")
+    return head + "/".join(after) + PLACEHOLDER.sub(replace_in_query, query) + hash_sign + fragment

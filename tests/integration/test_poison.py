@@ -12,7 +12,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from streams.stage import MAX_RECORD_BYTES
+from app.config import Settings
+from streams.stage import record_limit
 from tests.flare_process import FlareProcess, poll
 from tests.integration.delivery_support import new_resource, subscribe, wait_count
 from tests.kafka_io import produce, read_all
@@ -74,7 +75,7 @@ def test_direct_poison_is_parked_and_the_stage_goes_on_across_a_restart(setup, k
     topic = f"{flare.prefix}.documents"
     # A document whose stored record is larger than a record may be, though the message
     # itself still fits the documents topic.
-    filler = b"x" * (MAX_RECORD_BYTES - 40)
+    filler = b"x" * (record_limit(Settings()) - 40)
     poison = [
         (f"{base}/big", put_value(f"{base}/big", b'{"version":' + BIG + b"}"),
          "revision out of range"),

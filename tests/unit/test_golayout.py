@@ -6,7 +6,9 @@ and written down here, so these rows pin the Python port to Go's behaviour.
 
 import pytest
 
-from tables.golayout import LayoutError, _chunks, parse
+from tables import golayout
+from tables.golayout import LayoutError, parse
+from tables.limits import MAX_FORMAT, MAX_REVISION_STRING
 
 RFC3339 = "2006-01-02T15:04:05Z07:00"
 
@@ -518,7 +520,29 @@ def test_layout_is_tokenised_once() -> None:
     # Hot path: a layout is cut into elements once, then reused for every message.
     layout = "2006-01-02 15:04:05.000 -0700 (cache probe)"
     parse(layout, "2010-12-10 08:35:08.008 +0000 (cache probe)")
-    before = _chunks.cache_info()
+    cached = golayout._cache.get(layout)
+    assert cached is not None
     parse(layout, "2011-01-01 00:00:00.000 +0100 (cache probe)")
-    after = _chunks.cache_info()
-    assert (after.hits, after.misses) == (before.hits + 1, before.misses)
+    assert golayout._cache.get(layout) is cached
+
+
+def test_cache_is_bounded_in_characters_not_entries() -> None:
+    # SPEC §11a: caches are bounded in bytes; the oldest layouts go first.
+    cache = golayout._Cache(budget=100)
+    chunks = golayout._cut("2006")
+    for n in range(10):
+        cache.put(f"{n:02d}" + "x" * 38, chunks)  # 40 characters each
+    assert cache.used <= 100
+    assert list(cache.items) == ["08" + "x" * 38, "09" + "x" * 38]
+    cache.put("y" * 101, chunks)  # larger than the whole budget: not kept
+    assert cache.get("y" * 101) is None
+
+
+@pytest.mark.parametrize(("layout", "value", "message"), [
+    # SPEC §11a: change.format and string revisions are short
+    ("2" * (MAX_FORMAT + 1), "2", f"layout longer than {MAX_FORMAT}"),
+    ("2006", "2" * (MAX_REVISION_STRING + 1), f"value longer than {MAX_REVISION_STRING}"),
+])
+def test_long_layouts_and_values_are_refused_before_any_work(layout, value, message) -> None:
+    with pytest.raises(LayoutError, match=message):
+        parse(layout, value)

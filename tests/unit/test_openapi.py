@@ -108,10 +108,10 @@ STATUSES = [
     ("/resources/{rid}/subscriptions", "post", {"201", "400", "401", "404", "409", "413"}),
     ("/resources/{rid}/subscriptions/{sid}", "get", {"200", "401", "404"}),
     ("/resources/{rid}/subscriptions/{sid}", "delete", {"204", "401", "404"}),
-    ("/documents/{url}", "get", {"200", "401", "404"}),
+    ("/documents/{url}", "get", {"200", "401", "404", "503"}),
     ("/documents/{url}", "put", {"202", "400", "401", "404", "413"}),
     ("/documents/{url}", "delete", {"202", "400", "401", "404"}),
-    ("/resources/{rid}/subscriptions/{sid}/deliveries/redrive", "post", {"202", "401", "404"}),
+    ("/resources/{rid}/subscriptions/{sid}/deliveries/redrive", "post", {"202", "401", "404", "503"}),
     ("/readyz", "get", {"200", "503"}),
 ]
 

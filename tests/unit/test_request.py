@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
-from tables.request import OutgoingRequest, build_request
+from tables.request import OutgoingRequest, UnsafeFill, build_request
 from tables.resources import Resource
 from tables.subscriptions import Action, Content, Delivery, Endpoint, Subscription
 
@@ -251,3 +251,43 @@ def test_subscription_is_never_changed() -> None:
 def test_unknown_action() -> None:
     with pytest.raises(ValueError):
         build(sub(), "put")  # §9.1 the actions are create, update, delete
+
+
+# -- SPEC §11a: a filled value cannot change where the request goes ---------------------
+
+@pytest.mark.parametrize(
+    ("template", "document_url", "url"),
+    [
+        ("http://client/feed/{id}", "http://api/users/a%2Fb", "http://client/feed/a%2Fb"),
+        ("http://client/feed/{id}", "http://api/users/a%3Fb%23c", "http://client/feed/a%3Fb%23c"),
+        ("http://client/feed/{id}", "http://api/users/%C3%A4", "http://client/feed/%C3%A4"),
+        ("http://client/feed/{id}", "http://api/users/%25", "http://client/feed/%25"),
+        ("http://client/feed/{id}", "http://api/users/...", "http://client/feed/..."),
+        ("http://client/feed?u={id}", "http://api/users/a%26b%3Dc", "http://client/feed?u=a%26b%3Dc"),
+    ],
+)
+def test_filled_values_stay_in_their_segment(template: str, document_url: str, url: str) -> None:
+    assert build(sub(url=template), document_url=document_url).url == url
+
+
+@pytest.mark.parametrize(
+    ("template", "document_url"),
+    [
+        ("http://client/feed/{id}", "http://api/users/.."),  # http://client/ otherwise
+        ("http://client/feed/{id}", "http://api/users/."),
+        ("http://client/feed/{id}", "http://api/users/%2e%2E"),
+        ("http://client/feed/{id}.", "http://api/users/."),  # the segment reads '..'
+        ("http://1.1.1.1:{id}/x", "http://api/users/80@127.0.0.1:80"),  # stored before the rule
+        ("http://{id}.client/x", "http://api/users/a"),
+        ("http://client/x#{id}", "http://api/users/a"),
+    ],
+)
+def test_unsafe_fills_are_refused(template: str, document_url: str) -> None:
+    with pytest.raises(UnsafeFill):
+        build(sub(url=template), document_url=document_url)
+
+
+def test_forbidden_headers_stored_before_the_rules_are_never_sent() -> None:
+    stored = sub(headers={"Transfer-Encoding": ["chunked"], "webhook-signature": ["v1,x"],
+                          "Host": ["evil"], "X-Ok": ["1"]})
+    assert build(stored).headers == [("X-Ok", "1"), CT]

@@ -6,6 +6,7 @@ import orjson
 import pytest
 
 from tables.errors import FlareError
+from tables.limits import MAX_FIELD, MAX_FORMAT, MAX_URL
 from tables.resources import Resource, parse_resource_body, resource_conflict, rfc3339
 
 PARSE = "error during body parse"
@@ -74,7 +75,21 @@ FAILURES = [
      "missing change field"),
     ("endpoint before change field", body("http://api.com/users/1", field=""), INVALID,
      "invalid endpoint: missing wildcard"),
+    # §11a bounds, checked right after decoding
+    ("long endpoint", body("http://api.com/users/{id}/" + "a" * MAX_URL), INVALID,
+     f"endpoint longer than {MAX_URL}"),
+    ("long field", body(field="f" * (MAX_FIELD + 1)), INVALID,
+     f"change.field longer than {MAX_FIELD}"),
+    ("long format", body(field="f", format="2" * (MAX_FORMAT + 1)), INVALID,
+     f"change.format longer than {MAX_FORMAT}"),
 ]
+
+
+def test_many_wildcard_names_are_checked_in_linear_time() -> None:
+    # §11a: duplicates are found with a set; 400 names within the URL bound parse at once.
+    names = "/".join(f"{{a{n}}}" for n in range(400))
+    endpoint, _, _ = parse_resource_body(body(f"http://api.com/{names}"))
+    assert endpoint.endswith("{a399}")
 
 
 @pytest.mark.parametrize(("raw", "title", "detail"), [r[1:] for r in FAILURES],

@@ -10,6 +10,8 @@ import orjson
 import pytest
 
 from tables.errors import FlareError
+from tables.limits import (MAX_HEADER_BYTES, MAX_HEADER_NAME, MAX_HEADER_NAMES, MAX_HEADER_VALUE,
+                           MAX_HEADER_VALUES, MAX_STATUSES, MAX_URL, MIN_RETRY_DELAY)
 from tables.resources import Resource
 from tables.subscriptions import (
     Action,
@@ -196,7 +198,64 @@ FAILURES = [
      invalid("invalid endpoint: endpoint.headers has an invalid header 'Bad Name'")),
     ("bad header value",
      ep(url=URL, method="post", actions={"delete": {"headers": {"X": ["a\r\nb"]}}}),
-     invalid("invalid endpoint: endpoint.delete.headers has an invalid header 'X'")),
+     invalid("invalid endpoint: endpoint.delete.headers.X has a value that is not printable ASCII")),
+    # §11a outbound header rules and bounds
+    *[(f"forbidden header {name}", ep(url=URL, method="post", headers={name: ["x"]}),
+       invalid(f"invalid endpoint: endpoint.headers may not set '{name}' (Flare sets it, or it "
+               "changes the request's framing)"))
+      for name in ("Host", "content-length", "Transfer-Encoding", "Connection", "Upgrade",
+                   "Expect", "TE", "Trailer", "Keep-Alive", "Proxy-Authorization",
+                   "webhook-signature", "Webhook-Id")],
+    ("forbidden header in an action",
+     ep(url=URL, method="post", actions={"delete": {"headers": {"Host": ["evil"]}}}),
+     invalid("invalid endpoint: endpoint.delete.headers may not set 'Host' (Flare sets it, or it "
+             "changes the request's framing)")),
+    ("non-ascii header value", ep(url=URL, method="post", headers={"X": ["caf\u00e9"]}),
+     invalid("invalid endpoint: endpoint.headers.X has a value that is not printable ASCII")),
+    ("tab in header value", ep(url=URL, method="post", headers={"X": ["a\tb"]}),
+     invalid("invalid endpoint: endpoint.headers.X has a value that is not printable ASCII")),
+    ("too many header names",
+     ep(url=URL, method="post", headers={f"X-{n}": ["v"] for n in range(MAX_HEADER_NAMES + 1)}),
+     invalid(f"invalid endpoint: endpoint.headers has more than {MAX_HEADER_NAMES} names")),
+    ("too many header values",
+     ep(url=URL, method="post", headers={"X": ["v"] * (MAX_HEADER_VALUES + 1)}),
+     invalid(f"invalid endpoint: endpoint.headers.X has more than {MAX_HEADER_VALUES} values")),
+    ("long header name", ep(url=URL, method="post", headers={"X" * (MAX_HEADER_NAME + 1): ["v"]}),
+     invalid(f"invalid endpoint: endpoint.headers has a name longer than {MAX_HEADER_NAME}")),
+    ("long header value", ep(url=URL, method="post", headers={"X": ["v" * (MAX_HEADER_VALUE + 1)]}),
+     invalid(f"invalid endpoint: endpoint.headers.X has a value longer than {MAX_HEADER_VALUE}")),
+    ("headers too large in total",
+     ep(url=URL, method="post", headers={f"X-{n}": ["v" * 4000] * 2 for n in range(3)}),
+     invalid(f"invalid endpoint: endpoint.headers longer than {MAX_HEADER_BYTES} bytes in total")),
+    # §11a URLs: bounded, no control characters, wildcards only in the path (or query)
+    ("long url", ep(url="http://client.com/" + "a" * MAX_URL, method="post"),
+     invalid(f"invalid endpoint: endpoint.url longer than {MAX_URL}")),
+    ("long action url",
+     ep(url=URL, method="post", actions={"delete": {"url": "http://c.com/" + "a" * MAX_URL}}),
+     invalid(f"invalid endpoint: endpoint.actions.delete.url longer than {MAX_URL}")),
+    ("control character in url", ep(url="http://client.com/a%0d%0aX:%20y", method="post"),
+     invalid("invalid endpoint: endpoint.url has a control character")),
+    ("nul in url", ep(url="http://client.com/a%00", method="post"),
+     invalid("invalid endpoint: endpoint.url has a control character")),
+    *[(f"wildcard in the {part}", ep(url=url, method="post"),
+       invalid("invalid endpoint: endpoint.url may have wildcards only in its path or query, "
+               "not in its scheme, user info, host, port or fragment"))
+      for part, url in (("port", "http://1.1.1.1:{id}/x"), ("host", "http://{id}.client.com/x"),
+                        ("user info", "http://{id}@client.com/x"),
+                        ("fragment", "http://client.com/x#{id}"))],
+    ("wildcard in an action's port",
+     ep(url=URL, method="post", actions={"delete": {"url": "http://c.com:{order}/x"}}),
+     invalid("invalid endpoint: endpoint.delete.url may have wildcards only in its path or query, "
+             "not in its scheme, user info, host, port or fragment")),
+    # §11a statuses and retry bounds
+    ("status out of range", dl(success=[200, 1000]),
+     invalid("invalid delivery.success: '1000' is not an HTTP status (100 to 599)")),
+    ("too many statuses", dl(discard=[500] * (MAX_STATUSES + 1)),
+     invalid(f"invalid delivery.discard: more than {MAX_STATUSES} statuses")),
+    ("retry initial too small", dl(retry={"initial": 0.01}),
+     invalid(f"invalid delivery.retry: 'initial' should be at least {MIN_RETRY_DELAY} seconds")),
+    ("retry max too small", dl(retry={"max": 1e-9}),
+     invalid(f"invalid delivery.retry: 'max' should be at least {MIN_RETRY_DELAY} seconds")),
     # §9.6 secret: whsec_ + base64 of 24-64 bytes
     ("secret without prefix", body(secret=base64.b64encode(bytes(32)).decode()),
      invalid("invalid secret")),
@@ -491,3 +550,15 @@ def test_subscription_record_round_trip(s: Subscription) -> None:
 def test_subscription_record_unknown_version() -> None:
     with pytest.raises(ValueError, match="version"):
         Subscription.from_record(sub().to_record() | {"v": 0})
+
+
+@pytest.mark.parametrize("raw", [
+    ep(url="http://client.com/hooks/{id}?order={order}", method="post"),  # query values: encoded
+    ep(url=URL, method="post", headers={"Authorization": ["Bearer x"], "X-Tag": ["a b ~"]}),
+    ep(url=URL, method="post", headers={f"X-{n}": ["v"] for n in range(MAX_HEADER_NAMES)}),
+    dl(retry={"initial": MIN_RETRY_DELAY, "max": MIN_RETRY_DELAY}),
+    dl(success=[100, 599]),
+], ids=["query wildcard", "ordinary headers", "header names at the bound", "retry at the bound",
+        "status bounds"])
+def test_bounds_accept_what_is_within_them(raw: dict) -> None:
+    assert parse(raw)["endpoint"]
