@@ -3,10 +3,12 @@
 It does the agent's work with the same pure functions and no framework: decode and
 validate each message (``tables.documents.parse_message``, resource matching through a
 ``RegistryView`` holding the same registry), decide against a dict (``apply``), encode the
-stored record with orjson and produce it to a changelog-like topic keyed by the document URL,
-park bad messages on a rejected topic; every second, wait for the acknowledgements
-(acks=all) of everything produced so far and commit the consumer offsets (at-least-once,
-like the agent).
+stored record with orjson, park bad messages on a rejected topic; every second, in the
+changes stage's commit order (streams/stage.py): wait for the acknowledgements (acks=all)
+of everything produced so far, then write each changed document's latest record to a
+changelog-like topic keyed by the document URL and wait for those, then commit the
+consumer offsets (at-least-once, like the stage). Its rate is measured inside: from the
+first batch to the last commit.
 
 Run alone: ``python -m bench.rawpipe BOOTSTRAP PREFIX COUNT`` (prints a JSON summary).
 """
@@ -54,6 +56,7 @@ async def run(bootstrap: str, prefix: str, count: int) -> dict:
     await producer.start()
     await consumer.start()
     table: dict[bytes, dict] = {}
+    dirty: dict[tuple[int, bytes], bytes | None] = {}
     done = rejected = 0
     started = cpu_started = None
     try:
@@ -83,11 +86,15 @@ async def run(bootstrap: str, prefix: str, count: int) -> dict:
                     else:
                         value = orjson.dumps(applied.stored)
                         table[message.key] = applied.stored
-                    await producer.send(changelog, value, key=message.key, partition=tp.partition)
-            # At-least-once, like Faust: offsets are committed only once everything produced
-            # for the messages before them is acknowledged; not per batch (that would wait
-            # for a produce round trip every time).
+                    dirty[(tp.partition, message.key)] = value
+            # At-least-once, like the stage: offsets are committed only once everything
+            # produced for the messages before them is acknowledged; not per batch (that
+            # would wait for a produce round trip every time).
             if done >= count or time.monotonic() - committed_at > COMMIT_INTERVAL:
+                await producer.flush()
+                for (partition, key), value in dirty.items():
+                    await producer.send(changelog, value, key=key, partition=partition)
+                dirty.clear()
                 await producer.flush()
                 await consumer.commit()
                 committed_at = time.monotonic()
