@@ -44,6 +44,9 @@ class Settings:
     partitions: int = 4
     #: Replication factor of Flare's topics (3 on a production cluster).
     replication_factor: int = 1
+    #: min.insync.replicas of Flare's topics: how many replicas an acks=all write needs
+    #: (0: one less than replication_factor, at least 1 — 2 on a 3-broker cluster).
+    min_insync_replicas: int = 0
     #: Local files of the stream processor (Faust's data directory). The tables themselves
     #: are read again from their changelog topics at each start (docs/architecture.md).
     data_dir: str = "var/data"
@@ -75,6 +78,9 @@ class Settings:
             raise ConfigError(f"http_port must be a TCP port, not {self.http_port}")
         if self.partitions < 1 or self.replication_factor < 1:
             raise ConfigError("partitions and replication_factor must be at least 1")
+        if not 0 <= self.min_insync_replicas <= self.replication_factor:
+            raise ConfigError("min_insync_replicas must be between 1 and replication_factor "
+                              "(or 0: replication_factor - 1)")
         if self.delivery_concurrency < 1:
             raise ConfigError("delivery_concurrency must be at least 1")
         if self.session_timeout <= 0 or self.delivery_timeout <= 0:
@@ -89,6 +95,11 @@ class Settings:
         for token in self.api_tokens:
             if not token.strip() or token != token.strip():
                 raise ConfigError("api_tokens: a token must not be empty or have spaces around it")
+
+    @property
+    def insync_replicas(self) -> int:
+        """min.insync.replicas for Flare's topics (``min_insync_replicas``, 0: automatic)."""
+        return self.min_insync_replicas or max(1, self.replication_factor - 1)
 
     @property
     def canonical_url(self) -> str:

@@ -10,9 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError, for_code
 
 from app.config import Settings
+
+
+class TopicMismatch(RuntimeError):
+    """An existing topic cannot serve as the one Flare needs (the message says why and how)."""
 
 
 @dataclass(frozen=True)
@@ -20,6 +25,8 @@ class TopicSpec:
     name: str
     partitions: int
     compacted: bool
+    #: the topic this one must have as many partitions as (a table's changelog: its source)
+    partitioned_like: str | None = None
 
     def config(self) -> dict[str, str]:
         return {"cleanup.policy": "compact" if self.compacted else "delete"}
@@ -44,25 +51,98 @@ def flare_topics(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.topic("deliveries.rejected"), n, compacted=False),
         # The documents table of the changes stage (streams/changes.py); per app id, like
         # the changelogs Faust created for its tables; partitioned as their source topic.
-        TopicSpec(f"{settings.app_id}-documents-changelog", n, compacted=True),
+        TopicSpec(f"{settings.app_id}-documents-changelog", n, compacted=True,
+                  partitioned_like=settings.topic("documents")),
         # The deliveries table of the dispatcher (streams/dispatcher.py), the same way.
-        TopicSpec(f"{settings.app_id}-deliveries-changelog", n, compacted=True),
+        TopicSpec(f"{settings.app_id}-deliveries-changelog", n, compacted=True,
+                  partitioned_like=settings.topic("deliveries")),
     ]
 
 
+def mismatches(specs: list[TopicSpec], partitions: dict[str, int],
+               compacted: dict[str, bool]) -> list[str]:
+    """What is wrong with the existing topics (``partitions``/``compacted`` by name, as the
+    broker describes them) for Flare's ``specs``; pure. A table's changelog must have as
+    many partitions as its source (a key's record lives in the partition of its key), the
+    registry topics one (one total order), and the cleanup policy must be the one Flare
+    needs: a compacted topic deleting by age loses state, a deleting one compacted keeps
+    the wrong records."""
+    problems = []
+    for spec in specs:
+        if spec.name not in partitions:
+            continue
+        source = spec.partitioned_like
+        if source in partitions and partitions[spec.name] != partitions[source]:
+            problems.append(f"{spec.name} has {partitions[spec.name]} partitions but {source} "
+                            f"has {partitions[source]}: delete {spec.name} (it is rebuilt "
+                            "from the topics, flare replay) or use another app_id")
+        elif spec.partitions == 1 and partitions[spec.name] != 1:
+            problems.append(f"{spec.name} has {partitions[spec.name]} partitions; it must "
+                            "have 1")
+        if spec.name in compacted and compacted[spec.name] != spec.compacted:
+            want = "compact" if spec.compacted else "delete"
+            problems.append(f"{spec.name} has cleanup.policy "
+                            f"{'compact' if compacted[spec.name] else 'delete'}; it must be "
+                            f"{want} (kafka-configs --alter --add-config cleanup.policy={want})")
+    return problems
+
+
+async def partition_counts(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, int]:
+    """Partitions of existing topics (a metadata request would create a missing one on a
+    broker with auto.create.topics.enable: ask only for topics that exist)."""
+    if not names:
+        return {}
+    described = await admin.describe_topics(list(names))
+    return {topic["topic"]: len(topic["partitions"]) for topic in described
+            if topic.get("error_code", 0) == 0 and topic["partitions"]}
+
+
+async def compaction(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, bool]:
+    """Whether each topic's cleanup.policy includes compact."""
+    if not names:
+        return {}
+    found: dict[str, bool] = {}
+    responses = await admin.describe_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, name, {"cleanup.policy": None})
+         for name in names])
+    for response in responses:
+        for resource in response.resources:
+            name, entries = resource[3], resource[4]
+            for entry in entries:
+                if entry[0] == "cleanup.policy":
+                    found[name] = "compact" in (entry[1] or "")
+    return found
+
+
 async def ensure_topics(settings: Settings, admin: AIOKafkaAdminClient) -> list[str]:
-    """Create the missing topics; return the names created. Existing ones are left alone."""
+    """Create the missing topics and return their names; then check them all
+    (:func:`mismatches`), raising :class:`TopicMismatch` with what to do."""
+    specs = flare_topics(settings)
     existing = set(await admin.list_topics())
-    missing = [spec for spec in flare_topics(settings) if spec.name not in existing]
-    if not missing:
-        return []
+    missing = [spec for spec in specs if spec.name not in existing]
+    created = await _create(settings, admin, missing, existing) if missing else []
+    names = [spec.name for spec in specs]
+    problems = mismatches(specs, await partition_counts(admin, names),
+                          await compaction(admin, names))
+    if problems:
+        raise TopicMismatch("; ".join(problems))
+    return created
+
+
+async def _create(settings: Settings, admin: AIOKafkaAdminClient, missing: list[TopicSpec],
+                  existing: set[str]) -> list[str]:
+    # A changelog created now takes its source's partition count, whatever the setting.
+    counts = await partition_counts(admin, [spec.partitioned_like for spec in missing
+                                            if spec.partitioned_like in existing])
     response = await admin.create_topics([
-        NewTopic(spec.name, spec.partitions, settings.replication_factor,
+        NewTopic(spec.name, counts.get(spec.partitioned_like, spec.partitions),
+                 settings.replication_factor,
                  # Records carry a body of up to max_body_bytes (app/config.py), above the
                  # broker's 1 MB default; a stage parks a message whose records would not
                  # fit (streams/stage.py, check_size).
                  topic_configs={**spec.config(),
-                                "max.message.bytes": str(settings.max_record_bytes + 1024)})
+                                "max.message.bytes": str(settings.max_record_bytes + 1024),
+                                "min.insync.replicas": str(settings.insync_replicas)})
         for spec in missing
     ])
     created: list[str] = []
