@@ -61,7 +61,7 @@ async def get_subscription(request: Request) -> Response:
 async def delete_subscription(request: Request) -> Response:
     await request.app.state.runtime.registry.execute({
         "kind": "delete_subscription", "resource_id": request.path_params["rid"],
-        "id": request.path_params["sid"],
+        "object_id": request.path_params["sid"],
     })
     return Response(status_code=204)
 
