@@ -18,7 +18,7 @@ import logging
 from dataclasses import dataclass, field
 
 import httpx
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
@@ -28,7 +28,7 @@ from streams.dispatcher import Dispatcher
 from streams.registry import Registry
 from streams.registry_view import RegistryView
 from streams.stage import partition_of
-from streams.topics import ensure_topics
+from streams.topics import ensure_topics, flare_topics
 from tables.errors import FlareError
 
 log = logging.getLogger("flare.runtime")
@@ -109,6 +109,8 @@ class Runtime:
             created = await ensure_topics(self.settings, admin)
             if created:
                 log.info("created topics: %s", ", ".join(created))
+            await self._wait_for_leaders()
+            await self._wait_for_coordinator(admin)
             # Step 3: our producer (acks=all), the registry view, the registry, the stages
             self.reason = "starting the producer"
             self.producer = AIOKafkaProducer(
@@ -153,6 +155,39 @@ class Runtime:
                 log.warning("%s; retrying in %.0fs", self.reason, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
+
+    async def _wait_for_leaders(self) -> None:
+        """Wait until every partition of Flare's topics answers offset requests. Right after
+        a topic is created its leader may not be known yet: aiokafka retries, but logs
+        each failed try of a consumer's first position as an ERROR. ``end_offsets`` retries
+        quietly (bounded by its request timeout)."""
+        self.reason = "waiting for the topics' leaders"
+        probe = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap,
+                                 enable_auto_commit=False, request_timeout_ms=60_000)
+        await probe.start()
+        try:
+            await probe.topics()  # fresh metadata: the partition counts the topics really have
+            tps = [TopicPartition(spec.name, p) for spec in flare_topics(self.settings)
+                   for p in sorted(probe.partitions_for_topic(spec.name) or ())]
+            await probe.end_offsets(tps)
+        finally:
+            await probe.stop()
+
+    async def _wait_for_coordinator(self, admin: AIOKafkaAdminClient) -> None:
+        """Wait until the broker can coordinate our groups. On a fresh cluster the first
+        group creates ``__consumer_offsets``; a consumer joining meanwhile makes aiokafka
+        log an ERROR and a WARNING for what is only a wait."""
+        self.reason = "waiting for the group coordinator"
+        deadline = asyncio.get_running_loop().time() + 60
+        while True:
+            try:
+                await admin.find_coordinator(f"{self.settings.app_id}.registry")
+                return
+            except KafkaError as exc:
+                if not exc.retriable or asyncio.get_running_loop().time() > deadline:
+                    raise
+                log.info("waiting for the group coordinator (%s)", exc.__class__.__name__)
+                await asyncio.sleep(0.2)
 
     async def _watch_broker(self, admin: AIOKafkaAdminClient) -> None:
         while True:

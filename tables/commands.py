@@ -3,8 +3,9 @@ and delete).
 
 The registry stage (streams/registry.py) hands every command of one fetch to :func:`decide`
 with the same :class:`Batch`: the caught-up registry view plus the decisions already made
-in this batch. So two creates of one endpoint in one batch give one 201 and one 409, and a
-subscription created earlier in the batch counts for a resource delete later in it.
+in this batch (and in earlier ones whose records the view has not read back yet). So two
+creates of one endpoint in one batch give one 201 and one 409, and a subscription created
+earlier in the batch counts for a resource delete later in it.
 
 Commands (``"v": 1``) carry their own id, and creates carry the new object with its id and
 timestamp. Deciding one again after a crash (the stage commits after its replies) answers
@@ -16,6 +17,7 @@ Pure: no I/O, the clock comes in as ``now_ms``.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -63,17 +65,29 @@ def _error(status: int, title: str, detail: str) -> Outcome:
 
 
 class Batch:
-    """The view as this batch has changed it so far (an overlay; the view is not touched)."""
+    """The view plus the decisions it has not applied yet (an overlay; the view is not touched).
+
+    The owner keeps one across batches: a decision stays here from the moment it is made
+    until the view has read its record back (:meth:`settle`), so the next batch is decided
+    without waiting for the view. Each entry remembers the offset of its record once
+    written (:meth:`place`); a failed batch throws the whole overlay away.
+    """
 
     def __init__(self, known: Known) -> None:
         self.known = known
-        #: id → created in this batch, or None: deleted in this batch
+        #: id → created, or None: deleted (by the latest entry of that id)
         self._resources: dict[str, Resource | None] = {}
         self._subscriptions: dict[str, Subscription | None] = {}
-        #: (resource id, url) → its subscription from now on (None: freed in this batch)
+        #: (resource id, url) → its subscription from now on (None: freed)
         self._urls: dict[tuple[str, str], Subscription | None] = {}
-        #: resource id → subscriptions created minus deleted in this batch
+        #: resource id → subscriptions created minus deleted, not yet in the view
         self._counts: dict[str, int] = {}
+        #: key of any of the dicts above → the entry that set it last
+        self._latest: dict[Any, int] = {}
+        #: entries in write order: [seq, table, offset or None, id, object or None, delta]
+        self._entries: deque[list[Any]] = deque()
+        self._unplaced: list[list[Any]] = []
+        self._seq = 0
 
     # -- reading -------------------------------------------------------------------
     def resource(self, resource_id: str) -> Resource | None:
@@ -99,23 +113,78 @@ class Batch:
         return self.known.subscription_count(resource_id) + self._counts.get(resource_id, 0)
 
     # -- changing ------------------------------------------------------------------
+    def _entry(self, table: str, object_id: str, obj: Any, delta: int) -> int:
+        self._seq += 1
+        entry = [self._seq, table, None, object_id, obj, delta]
+        self._entries.append(entry)
+        self._unplaced.append(entry)
+        return self._seq
+
+    def _set(self, table: dict, key: Any, value: Any, seq: int) -> None:
+        table[key] = value
+        self._latest[(id(table), key)] = seq
+
     def put_resource(self, resource: Resource) -> None:
-        self._resources[resource.id] = resource
+        seq = self._entry(RESOURCES, resource.id, resource, 0)
+        self._set(self._resources, resource.id, resource, seq)
 
     def drop_resource(self, resource_id: str) -> None:
-        self._resources[resource_id] = None
+        seq = self._entry(RESOURCES, resource_id, None, 0)
+        self._set(self._resources, resource_id, None, seq)
 
     def put_subscription(self, sub: Subscription) -> None:
-        self._subscriptions[sub.id] = sub
-        for url in sub.urls:
-            self._urls[(sub.resource_id, url)] = sub
-        self._counts[sub.resource_id] = self._counts.get(sub.resource_id, 0) + 1
+        self._change_subscription(sub, sub, 1)
 
     def drop_subscription(self, sub: Subscription) -> None:
-        self._subscriptions[sub.id] = None
+        self._change_subscription(sub, None, -1)
+
+    def _change_subscription(self, sub: Subscription, value: Subscription | None, delta: int) -> None:
+        seq = self._entry(SUBSCRIPTIONS, sub.id, sub, delta)
+        self._set(self._subscriptions, sub.id, value, seq)
         for url in sub.urls:
-            self._urls[(sub.resource_id, url)] = None
-        self._counts[sub.resource_id] = self._counts.get(sub.resource_id, 0) - 1
+            self._set(self._urls, (sub.resource_id, url), value, seq)
+        self._counts[sub.resource_id] = self._counts.get(sub.resource_id, 0) + delta
+
+    # -- settling ------------------------------------------------------------------
+    def take_unplaced(self) -> list[list[Any]]:
+        """The decisions made since the last call, in order, for :meth:`place`."""
+        taken, self._unplaced = self._unplaced, []
+        return taken
+
+    @staticmethod
+    def place(entries: list[list[Any]], offsets: list[int]) -> None:
+        """The offsets of the records written for ``entries`` (one each, in order)."""
+        if len(offsets) != len(entries):
+            raise ValueError(f"{len(offsets)} offsets for {len(entries)} decisions")
+        for entry, offset in zip(entries, offsets):
+            entry[2] = offset
+
+    def settle(self, applied: Mapping[str, int]) -> None:
+        """Forget the decisions whose record the view has applied (``applied``: table → the
+        offset of the last record the view applied)."""
+        while self._entries and self._entries[0][2] is not None:
+            seq, table, offset, object_id, obj, delta = self._entries[0]
+            if offset > applied.get(table, -1):
+                return
+            self._entries.popleft()
+            if table == RESOURCES:
+                self._forget(self._resources, object_id, seq)
+                continue
+            self._forget(self._subscriptions, object_id, seq)
+            for url in obj.urls:
+                self._forget(self._urls, (obj.resource_id, url), seq)
+            self._counts[obj.resource_id] -= delta
+            if not self._counts[obj.resource_id]:
+                del self._counts[obj.resource_id]
+
+    def _forget(self, table: dict, key: Any, seq: int) -> None:
+        if self._latest.get((id(table), key)) == seq:
+            del self._latest[(id(table), key)]
+            del table[key]
+
+    def __len__(self) -> int:
+        """Decisions the view has not applied yet."""
+        return len(self._entries)
 
 
 class _Owners(Mapping[str, Subscription]):

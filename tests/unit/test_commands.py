@@ -138,3 +138,31 @@ def test_the_view_is_not_changed() -> None:
     view = View()
     decide(create_resource(resource()), Batch(view), NOW)
     assert view.resources == {}
+
+
+def test_decisions_stay_until_the_view_applied_their_record() -> None:
+    # The owner keeps one Batch across fetches: a decision counts until its record is read back.
+    view = View({"r1": resource()}, {"s1": sub()})
+    batch = Batch(view)
+    assert decide(delete_sub("s1"), batch, NOW).write
+    assert decide(create_sub(sub("s2", url="http://c.com/2")), batch, NOW).write
+    Batch.place(batch.take_unplaced(), [7, 8])
+    assert batch.subscription_count("r1") == 1 and len(batch) == 2
+    batch.settle({SUBSCRIPTIONS: 6})  # the view has read neither record yet
+    assert len(batch) == 2 and batch.subscription("s1") is None
+    # The view reads the tombstone (offset 7): the delete leaves the overlay, counts stay right.
+    del view.subscriptions["s1"]
+    batch.settle({SUBSCRIPTIONS: 7})
+    assert len(batch) == 1 and batch.subscription_count("r1") == 1
+    assert decide(create_sub(sub("s3")), batch, NOW).status == 201  # s1's url is free
+    view.subscriptions["s2"] = sub("s2", url="http://c.com/2")
+    batch.settle({SUBSCRIPTIONS: 8})
+    assert len(batch) == 1  # s3 has no offset yet: it stays
+    assert decide(create_sub(sub("s4", url="http://c.com/2")), batch, NOW).status == 409
+
+
+def test_place_needs_one_offset_per_decision() -> None:
+    batch = Batch(View())
+    decide(create_resource(resource()), batch, NOW)
+    with pytest.raises(ValueError):
+        Batch.place(batch.take_unplaced(), [])
