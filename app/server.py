@@ -24,6 +24,16 @@ def configure_logging(level: str) -> None:
     # aiokafka and httpx (a line per delivery) are chatty at info; warnings still show.
     for noisy in ("aiokafka", "httpx"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    logging.getLogger("aiokafka.consumer.group_coordinator").addFilter(_routine_rebalance)
+
+
+def _routine_rebalance(record: logging.LogRecord) -> bool:
+    """aiokafka warns on every heartbeat that meets a rebalance: that is how a member
+    learns of one when a process joins or leaves, not a problem. Shown at info level."""
+    if record.levelno == logging.WARNING and "because it is rebalancing" in record.getMessage():
+        record.levelno, record.levelname = logging.INFO, "INFO"
+        return logging.getLogger("aiokafka").isEnabledFor(logging.INFO)
+    return True
 
 
 def build_runtime(settings: Settings) -> Runtime:

@@ -179,6 +179,7 @@ class Runtime:
         log an ERROR and a WARNING for what is only a wait."""
         self.reason = "waiting for the group coordinator"
         deadline = asyncio.get_running_loop().time() + 60
+        said = False
         while True:
             try:
                 await admin.find_coordinator(f"{self.settings.app_id}.registry")
@@ -186,7 +187,9 @@ class Runtime:
             except KafkaError as exc:
                 if not exc.retriable or asyncio.get_running_loop().time() > deadline:
                     raise
-                log.info("waiting for the group coordinator (%s)", exc.__class__.__name__)
+                if not said:
+                    log.info("waiting for the group coordinator (%s)", exc.__class__.__name__)
+                    said = True
                 await asyncio.sleep(0.2)
 
     async def _watch_broker(self, admin: AIOKafkaAdminClient) -> None:
