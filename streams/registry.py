@@ -49,8 +49,6 @@ from tables.errors import FlareError
 log = logging.getLogger("flare.registry")
 
 ASK_TIMEOUT = 30.0
-#: Every registry topic has one partition: given explicitly, which spares the producer
-#: the default partitioner's pure-Python murmur2 of each key (about 40 µs here).
 #: Commands decided in one batch at most.
 MAX_BATCH = 500
 #: Batches produced whose replies and commit are not done yet, at most.
@@ -143,15 +141,25 @@ class Registry(ConsumerRebalanceListener):
                     if message.key is None:
                         continue
                     answer = self._waiting.pop(message.key.decode(errors="replace"), None)
-                    if answer is not None and not answer.done():
+                    if answer is None or answer.done():
+                        continue
+                    try:
                         answer.set_result(orjson.loads(message.value))
+                    except orjson.JSONDecodeError:  # not ours to read: its asker gets a 503
+                        answer.set_result(_UNREADABLE)
 
     # -- the deciding stage --------------------------------------------------------
     async def _decide_loop(self) -> None:
         consumer = self._decider
         assert consumer is not None
         while True:
-            batches = await consumer.getmany(timeout_ms=1000, max_records=MAX_BATCH)
+            try:
+                batches = await consumer.getmany(timeout_ms=1000, max_records=MAX_BATCH)
+            except KafkaError as exc:  # the broker away for a moment: fetch again
+                log.info("fetching registry commands failed (%s); fetching again",
+                         exc.__class__.__name__)
+                await asyncio.sleep(RETRY_DELAY)
+                continue
             for tp, messages in batches.items():
                 async with self._lock:
                     if tp not in consumer.assignment():
@@ -159,7 +167,14 @@ class Registry(ConsumerRebalanceListener):
                     if self._failed(tp):
                         await self._recover(tp)
                         break  # the fetched rest is read again from the committed offset
-                    await self._decide(tp, messages)
+                    try:
+                        await self._decide(tp, messages)
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception as exc:  # catching up or producing failed
+                        self._finishing.append(_failed_task(exc))
+                        await self._recover(tp)
+                        break
 
     async def _decide(self, tp: TopicPartition, messages: list) -> None:
         """Steps 1-3 of the module docstring for one fetched batch of commands; steps 3-5
@@ -187,7 +202,9 @@ class Registry(ConsumerRebalanceListener):
                                   f"registry command failed: {exc.__class__.__name__}")
             decided.append((command["id"].encode(), outcome))
         entries = batch.take_unplaced()
-        # Step 3: produced now, in decision order; acknowledged in _finish
+        # Step 3: produced now, in decision order; acknowledged in _finish. Every registry
+        # topic has one partition, given explicitly: that spares the producer the default
+        # partitioner's pure-Python murmur2 of each key (about 40 µs here).
         written: list[tuple[int, asyncio.Future]] = []
         for i, (command_id, outcome) in enumerate(decided):
             if outcome.write:
@@ -197,7 +214,8 @@ class Registry(ConsumerRebalanceListener):
                     headers=[(COMMAND_HEADER, command_id)])))
         while len(self._finishing) >= MAX_IN_FLIGHT:
             await asyncio.wait([self._finishing[0]])
-            self._finishing.popleft()
+            if self._failed(tp):
+                raise RuntimeError("an earlier registry batch failed")
         previous = self._finishing[-1] if self._finishing else None
         self._finishing.append(asyncio.create_task(
             self._finish(previous, tp, messages[-1].offset + 1, decided, written, entries)))
@@ -318,22 +336,35 @@ class Registry(ConsumerRebalanceListener):
     async def stop(self) -> None:
         self.listening = False
         # A batch being decided finishes first (its replies and commit are cheap).
+        locked = False
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._lock.acquire(), timeout=5)
+            locked = True
             await asyncio.wait_for(self._drain(), timeout=5)
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if locked:
+            self._lock.release()  # leaving the group may call on_partitions_revoked
         for consumer in (self._decider, self._replies):
             if consumer is not None:
                 with contextlib.suppress(Exception):
                     await consumer.stop()
-        if self._lock.locked():
-            self._lock.release()
         for answer in self._waiting.values():
             if not answer.done():
                 answer.cancel()
+
+
+def _failed_task(exc: BaseException) -> asyncio.Future:
+    """A finished future holding ``exc``: a batch that failed before its task was made."""
+    future = asyncio.get_running_loop().create_future()
+    future.set_exception(exc)
+    return future
+
+
+_UNREADABLE = {"ok": False, "status": 503, "title": "registry unavailable",
+               "detail": "the registry's reply was unreadable"}
 
 
 def _command(value: bytes | None) -> dict[str, Any] | None:
