@@ -109,7 +109,7 @@ class Runtime:
             created = await ensure_topics(self.settings, admin)
             if created:
                 log.info("created topics: %s", ", ".join(created))
-            await self._wait_for_leaders()
+            await self._wait_for_leaders(admin)
             await self._wait_for_coordinator(admin)
             # Step 3: our producer (acks=all), the registry view, the registry, the stages
             self.reason = "starting the producer"
@@ -156,7 +156,7 @@ class Runtime:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
 
-    async def _wait_for_leaders(self) -> None:
+    async def _wait_for_leaders(self, admin: AIOKafkaAdminClient) -> None:
         """Wait until every partition of Flare's topics answers offset requests. Right after
         a topic is created its leader may not be known yet: aiokafka retries, but logs
         each failed try of a consumer's first position as an ERROR. ``end_offsets`` retries
@@ -166,9 +166,19 @@ class Runtime:
                                  enable_auto_commit=False, request_timeout_ms=60_000)
         await probe.start()
         try:
-            await probe.topics()  # fresh metadata: the partition counts the topics really have
-            tps = [TopicPartition(spec.name, p) for spec in flare_topics(self.settings)
-                   for p in sorted(probe.partitions_for_topic(spec.name) or ())]
+            names = [spec.name for spec in flare_topics(self.settings)]
+            deadline = asyncio.get_running_loop().time() + 60
+            while True:
+                # The partitions each topic really has, once each has a leader (a topic
+                # just created may not have one yet).
+                described = await admin.describe_topics(names)
+                tps = [TopicPartition(t["topic"], p["partition"]) for t in described
+                       for p in t["partitions"]]
+                led = all(not t["error_code"] and t["partitions"]
+                          and all(p["leader"] >= 0 for p in t["partitions"]) for t in described)
+                if led or asyncio.get_running_loop().time() > deadline:
+                    break
+                await asyncio.sleep(0.1)
             await probe.end_offsets(tps)
         finally:
             await probe.stop()
