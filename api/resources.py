@@ -49,7 +49,7 @@ async def get_resource(request: Request) -> Response:
 
 async def delete_resource(request: Request) -> Response:
     await request.app.state.runtime.registry.execute(
-        {"kind": "delete_resource", "id": request.path_params["rid"]}
+        {"kind": "delete_resource", "object_id": request.path_params["rid"]}
     )
     return Response(status_code=204)
 

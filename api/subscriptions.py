@@ -33,11 +33,15 @@ async def create_subscription(request: Request) -> Response:
     if resource is None:
         raise FlareError(404, "error during resource search", f"resource '{resource_id}' not found")
     body = await read_body(request)
-    # Steps 2-4; in a thread because the public-address rule may resolve names.
-    fields = await asyncio.to_thread(
-        parse_subscription_body, body, resource, is_public_host=is_public_host,
-        allow_private=request.app.state.settings.allow_private_targets,
-    )
+    # Steps 2-4; in a thread when the public-address rule resolves names (else the hop to
+    # the thread costs more than the check).
+    allow_private = request.app.state.settings.allow_private_targets
+    if allow_private:
+        fields = parse_subscription_body(body, resource, is_public_host=is_public_host,
+                                         allow_private=True)
+    else:
+        fields = await asyncio.to_thread(parse_subscription_body, body, resource,
+                                         is_public_host=is_public_host, allow_private=False)
     sub = Subscription(id=str(uuid.uuid4()), resource_id=resource_id,
                        created_at=int(time.time()), **fields)
     # Steps 5-6
@@ -61,7 +65,7 @@ async def get_subscription(request: Request) -> Response:
 async def delete_subscription(request: Request) -> Response:
     await request.app.state.runtime.registry.execute({
         "kind": "delete_subscription", "resource_id": request.path_params["rid"],
-        "id": request.path_params["sid"],
+        "object_id": request.path_params["sid"],
     })
     return Response(status_code=204)
 

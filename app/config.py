@@ -47,11 +47,13 @@ class Settings:
     #: min.insync.replicas of Flare's topics: how many replicas an acks=all write needs
     #: (0: one less than replication_factor, at least 1 — 2 on a 3-broker cluster).
     min_insync_replicas: int = 0
-    #: Local files of the stream processor (Faust's data directory). The tables themselves
-    #: are read again from their changelog topics at each start (docs/architecture.md).
+    #: Local files of the stream processor: kept for local table stores (DESIGN.md); nothing
+    #: is written there today, the tables are read again from their changelog topics at
+    #: each start (docs/architecture.md).
     data_dir: str = "var/data"
     log_level: str = "info"
-    #: Consumer group session timeout in seconds; Faust's 60 s default joins slowly.
+    #: Consumer group session timeout in seconds (Kafka's 45 s default notices a dead
+    #: process slowly: the registry's deciding group waits that long before a takeover).
     session_timeout: float = 10.0
     #: Largest accepted request body in bytes (SPEC §2).
     max_body_bytes: int = 1024 * 1024

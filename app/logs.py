@@ -14,8 +14,8 @@ from datetime import datetime, timezone
 import orjson
 
 TEXT_FORMAT = "[%(asctime)s] %(levelname)s %(name)s: %(message)s"
-#: Faust, aiokafka and httpx (a line per delivery) are chatty at info; warnings still show.
-NOISY = ("faust", "mode", "aiokafka", "httpx")
+#: aiokafka and httpx (a line per delivery) are chatty at info; warnings still show.
+NOISY = ("aiokafka", "httpx")
 
 
 class JsonFormatter(logging.Formatter):
@@ -59,6 +59,16 @@ def configure_logging(level: str, fmt: str = "text") -> None:
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
     for noisy in NOISY:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    logging.getLogger("aiokafka.consumer.group_coordinator").addFilter(_routine_rebalance)
+
+
+def _routine_rebalance(record: logging.LogRecord) -> bool:
+    """aiokafka warns on every heartbeat that meets a rebalance: that is how a member
+    learns of one when a process joins or leaves, not a problem. Shown at info level."""
+    if record.levelno == logging.WARNING and "because it is rebalancing" in record.getMessage():
+        record.levelno, record.levelname = logging.INFO, "INFO"
+        return logging.getLogger("aiokafka").isEnabledFor(logging.INFO)
+    return True
 
 
 def private_targets_line(allowed: bool) -> str:

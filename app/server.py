@@ -1,4 +1,4 @@
-"""Process wiring for ``flare start``: uvicorn drives the loop, Faust runs inside it."""
+"""Process wiring for ``flare start``: uvicorn drives the loop, the stream side runs inside it."""
 
 from __future__ import annotations
 
@@ -9,25 +9,22 @@ import uvicorn
 from api.app import create_api
 from app.config import Settings
 from app.logs import configure_logging, private_targets_line
-from streams.app import build_faust_app
 from streams.changes import Changes
 from streams.dispatcher import Dispatcher
-from streams.registry import Registry, register_registry_agent
+from streams.registry import Registry
 from streams.registry_view import RegistryView
 from streams.runtime import Runtime
 
 
 def build_runtime(settings: Settings) -> Runtime:
-    """The stream side: the Faust app with the registry agent, the registry view, and the
-    two batch stages (streams/changes.py, streams/dispatcher.py)."""
-    app = build_faust_app(settings)
+    """The stream side: the registry view, the registry (streams/registry.py) and the two
+    batch stages (streams/changes.py, streams/dispatcher.py)."""
     view = RegistryView(settings)
     registry = Registry(settings, view)
-    register_registry_agent(app, settings, registry)
     changes = Changes(settings, view)
     dispatcher = Dispatcher(settings, view)
     changes.offers = dispatcher.offers
-    return Runtime(settings, app, view, registry, changes, dispatcher)
+    return Runtime(settings, view, registry, changes, dispatcher)
 
 
 def serve(settings: Settings) -> None:

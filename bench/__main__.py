@@ -24,7 +24,7 @@ from bench import report
 #: The benchmark modules, in order. Each has ``async def run(ctx: Context) -> list[Figure]``
 #: (bench/report.py); a module with the older blocking ``run(bootstrap, workdir)`` returning
 #: figure dicts (bench/dispatch.py) runs too, in a thread.
-MODULES = ["bench.changes", "bench.api", "bench.dispatch"]
+MODULES = ["bench.changes", "bench.api", "bench.dispatch", "bench.registry"]
 
 WORK = report.ROOT / "var" / "bench"
 
@@ -44,7 +44,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer and shorter runs")
     parser.add_argument("--only", action="append", default=[],
-                        help="run only this benchmark (changes, api, dispatch); repeatable")
+                        help="run only this benchmark (changes, api, dispatch, registry); repeatable")
     parser.add_argument("--profile", action="store_true",
                         help="also profile the changes stage under cProfile once")
     return parser.parse_args(argv)

@@ -44,6 +44,9 @@ class _Shared:
         self.idle = 0
         self.all_idle = asyncio.Event()
         self.connections = 0
+        #: count mode (:func:`run_count`): requests to send in all, and when each answer came
+        self.limit: int | None = None
+        self.done_at: list[float] = []
 
 
 class _Connection(asyncio.Protocol):
@@ -60,7 +63,7 @@ class _Connection(asyncio.Protocol):
 
     def _send(self) -> None:
         shared = self.shared
-        if shared.stopping:
+        if shared.stopping or (shared.limit is not None and shared.next >= shared.limit):
             shared.idle += 1
             if shared.idle == shared.connections:
                 shared.all_idle.set()
@@ -89,9 +92,12 @@ class _Connection(asyncio.Protocol):
             self.buffer = self.buffer[end:]
             shared = self.shared
             if shared.counting:
+                now = time.perf_counter()
                 shared.result.requests += 1
                 shared.result.statuses[status] += 1
-                shared.result.latencies_ms.append((time.perf_counter() - self.sent_at) * 1000)
+                shared.result.latencies_ms.append((now - self.sent_at) * 1000)
+                if shared.limit is not None:
+                    shared.done_at.append(now)
             self._send()
 
     def connection_lost(self, exc) -> None:
@@ -124,3 +130,28 @@ async def run_load(host: str, port: int, make_request: Callable[[int], bytes], *
         if protocol.transport is not None:
             protocol.transport.close()
     return shared.result
+
+
+async def run_count(host: str, port: int, make_request: Callable[[int], bytes], *,
+                    connections: int, total: int,
+                    timeout: float = 3600.0) -> tuple[LoadResult, list[float]]:
+    """Send exactly ``total`` requests (closed loop, ``connections`` in flight); return the
+    result and when each answer came (``time.perf_counter()``, in order of arrival)."""
+    loop = asyncio.get_running_loop()
+    shared = _Shared(make_request)
+    shared.connections = connections
+    shared.limit = total
+    shared.counting = True
+    started = time.perf_counter()
+    made = []
+    for _ in range(connections):
+        _, protocol = await loop.create_connection(lambda: _Connection(shared), host, port)
+        made.append(protocol)
+    try:
+        await asyncio.wait_for(shared.all_idle.wait(), timeout=timeout)
+    finally:
+        shared.result.seconds = time.perf_counter() - started
+        for protocol in made:
+            if protocol.transport is not None:
+                protocol.transport.close()
+    return shared.result, [started] + shared.done_at

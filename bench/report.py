@@ -146,7 +146,7 @@ def machine(kafka: str) -> dict[str, Any]:
         "python": platform.python_version(),
         "kafka": kafka,
         "os": f"{platform.system()} {platform.release()}",
-        "packages": {p: _version(p) for p in ("faust-streaming", "aiokafka", "starlette",
+        "packages": {p: _version(p) for p in ("aiokafka", "starlette",
                                               "uvicorn", "orjson", "httpx", "aiohttp")},
     }
 

@@ -3,9 +3,10 @@
 Order (each step waits for the one before):
   1. reach the broker, retrying with a clear log line while it is down;
   2. create Flare's topics (streams/topics.py);
-  3. start the producer, read the registry topics to their end, start the Faust app and
-     the changes stage;
-  4. ready once both consumers have joined their groups and the tables are recovered.
+  3. start the producer, read the registry topics to their end, start the registry (its
+     replies tail and its deciding group, streams/registry.py), then the two stages;
+  4. ready once the registry and both stages have joined their groups and the stages have
+     read their tables.
 The HTTP API is served from the first moment, so /readyz can say which step is pending.
 """
 
@@ -15,14 +16,11 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import faust
 import httpx
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
-from faust.contrib.asgi import bind_to_running_loop
 
 from app.config import Settings
 from streams.changes import Changes
@@ -30,7 +28,7 @@ from streams.dispatcher import Dispatcher
 from streams.registry import Registry
 from streams.registry_view import REGISTRY_HEADER, RegistryView
 from streams.stage import partition_of
-from streams.topics import ensure_topics
+from streams.topics import ensure_topics, flare_topics
 from tables.errors import FlareError
 
 log = logging.getLogger("flare.runtime")
@@ -38,10 +36,9 @@ log = logging.getLogger("flare.runtime")
 
 @dataclass
 class Runtime:
-    """Owns the Faust app's life inside the API's event loop."""
+    """Owns the stream side's life inside the API's event loop."""
 
     settings: Settings
-    app: faust.App
     view: RegistryView
     registry: Registry
     changes: Changes
@@ -64,12 +61,9 @@ class Runtime:
             return False, f"Kafka at {self.settings.kafka_bootstrap} is unreachable"
         if not self.view.caught_up.is_set():
             return False, "reading the registry"
-        if self.app.rebalancing:
-            return False, "rebalancing: waiting for partition assignment"
-        if not self.app.tables.recovery.completed.is_set():
-            return False, "recovering tables"
-        if not self.app.consumer.assignment():
-            return False, "waiting to join the consumer group"
+        why = self.registry.readiness()
+        if why is not None:
+            return False, why
         for stage in (self.changes, self.dispatcher):
             why = stage.readiness()
             if why is not None:
@@ -119,7 +113,9 @@ class Runtime:
             created = await ensure_topics(self.settings, admin)
             if created:
                 log.info("created topics: %s", ", ".join(created))
-            # Step 3: our producer (acks=all) and the registry view, then Faust and the stages
+            await self._wait_for_leaders(admin)
+            await self._wait_for_coordinator(admin)
+            # Step 3: our producer (acks=all), the registry view, the registry, the stages
             self.reason = "starting the producer"
             self.producer = AIOKafkaProducer(
                 bootstrap_servers=self.settings.kafka_bootstrap, acks="all",
@@ -130,12 +126,10 @@ class Runtime:
             self.registry.producer = self.producer
             self.reason = "reading the registry"
             await self.view.start()
+            self.reason = "starting the registry"
+            self._started = True  # stop() must stop even a half-started registry
+            await self.registry.start()
             self.reason = "starting the stream processor"
-            Path(self.settings.data_dir).mkdir(parents=True, exist_ok=True)
-            bind_to_running_loop(self.app)
-            self.app.finalize()
-            self._started = True  # stop() must stop even a half-started app (its threads)
-            await self.app.maybe_start()
             await self.changes.start()
             await self.dispatcher.start()
             self.state = "running"
@@ -167,6 +161,52 @@ class Runtime:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
 
+    async def _wait_for_leaders(self, admin: AIOKafkaAdminClient) -> None:
+        """Wait until every partition of Flare's topics answers offset requests. Right after
+        a topic is created its leader may not be known yet: aiokafka retries, but logs
+        each failed try of a consumer's first position as an ERROR. ``end_offsets`` retries
+        quietly (bounded by its request timeout)."""
+        self.reason = "waiting for the topics' leaders"
+        probe = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap,
+                                 enable_auto_commit=False, request_timeout_ms=60_000)
+        await probe.start()
+        try:
+            names = [spec.name for spec in flare_topics(self.settings)]
+            deadline = asyncio.get_running_loop().time() + 60
+            while True:
+                # The partitions each topic really has, once each has a leader (a topic
+                # just created may not have one yet).
+                described = await admin.describe_topics(names)
+                tps = [TopicPartition(t["topic"], p["partition"]) for t in described
+                       for p in t["partitions"]]
+                led = all(not t["error_code"] and t["partitions"]
+                          and all(p["leader"] >= 0 for p in t["partitions"]) for t in described)
+                if led or asyncio.get_running_loop().time() > deadline:
+                    break
+                await asyncio.sleep(0.1)
+            await probe.end_offsets(tps)
+        finally:
+            await probe.stop()
+
+    async def _wait_for_coordinator(self, admin: AIOKafkaAdminClient) -> None:
+        """Wait until the broker can coordinate our groups. On a fresh cluster the first
+        group creates ``__consumer_offsets``; a consumer joining meanwhile makes aiokafka
+        log an ERROR and a WARNING for what is only a wait."""
+        self.reason = "waiting for the group coordinator"
+        deadline = asyncio.get_running_loop().time() + 60
+        said = False
+        while True:
+            try:
+                await admin.find_coordinator(f"{self.settings.app_id}.registry")
+                return
+            except KafkaError as exc:
+                if not exc.retriable or asyncio.get_running_loop().time() > deadline:
+                    raise
+                if not said:
+                    log.info("waiting for the group coordinator (%s)", exc.__class__.__name__)
+                    said = True
+                await asyncio.sleep(0.2)
+
     async def _watch_broker(self, admin: AIOKafkaAdminClient) -> None:
         while True:
             await asyncio.sleep(2.0)
@@ -192,9 +232,9 @@ class Runtime:
                 await stage.stop()
         if self._started:
             try:
-                await self.app.stop()
+                await self.registry.stop()
             except Exception:
-                log.exception("stopping the stream processor failed")
+                log.exception("stopping the registry failed")
         with contextlib.suppress(Exception):
             await self.view.stop()
         if self.producer is not None:

@@ -1,8 +1,8 @@
-"""Flare's Kafka topics (SPEC §10), created with the right policy before Faust starts.
+"""Flare's Kafka topics (SPEC §10), created with the right policy before anything starts.
 
-Faust only creates topics it calls internal, with its own defaults; Flare's topics are a
-public interface (producers write to ``<prefix>.documents`` directly), so their partition
-counts and cleanup policies are declared here, in one table.
+Flare's topics are a public interface (producers write to ``<prefix>.documents``
+directly), so their partition counts and cleanup policies are declared here, in one table.
+A process creates only what is missing: no topic is made per process or per start.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError, for_code
 
 from app.config import Settings
+
+REPLIES_RETENTION_MS = 3_600_000
 
 
 class TopicMismatch(RuntimeError):
@@ -28,8 +30,15 @@ class TopicSpec:
     #: the topic this one must have as many partitions as (a table's changelog: its source)
     partitioned_like: str | None = None
 
+    #: delete policy only: how long records are kept (None: the broker's default)
+    retention_ms: int | None = None
+
     def config(self) -> dict[str, str]:
-        return {"cleanup.policy": "compact" if self.compacted else "delete"}
+        if self.compacted:
+            return {"cleanup.policy": "compact"}
+        if self.retention_ms is not None:
+            return {"cleanup.policy": "delete", "retention.ms": str(self.retention_ms)}
+        return {"cleanup.policy": "delete"}
 
 
 def flare_topics(settings: Settings) -> list[TopicSpec]:
@@ -45,12 +54,16 @@ def flare_topics(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.topic("subscriptions"), 1, compacted=True),
         # Registry commands, serialised through one partition (DESIGN.md, uniqueness).
         TopicSpec(settings.topic("registry.commands"), 1, compacted=False),
+        # Their answers, keyed by command id; every process reads them from its start on,
+        # nobody waits longer than a request's timeout: kept an hour.
+        TopicSpec(settings.topic("registry.replies"), 1, compacted=False,
+                  retention_ms=REPLIES_RETENTION_MS),
         # One event per subscriber that may need a message; key: subscription|document.
         TopicSpec(settings.topic("deliveries"), n, compacted=False),
         # Delivery events the dispatcher could not read, with the reason (invariant 6).
         TopicSpec(settings.topic("deliveries.rejected"), n, compacted=False),
         # The documents table of the changes stage (streams/changes.py); per app id, like
-        # the changelogs Faust created for its tables; partitioned as their source topic.
+        # the changelogs of the Faust tables they replaced; partitioned as their source topic.
         TopicSpec(f"{settings.app_id}-documents-changelog", n, compacted=True,
                   partitioned_like=settings.topic("documents")),
         # The deliveries table of the dispatcher (streams/dispatcher.py), the same way.

@@ -14,6 +14,7 @@ from tables.subscriptions import (
     Subscription,
     parse_subscription_body,
     subscription_conflict,
+    url_index,
 )
 
 __all__ = [
@@ -29,4 +30,5 @@ __all__ = [
     "resource_conflict",
     "rfc3339",
     "subscription_conflict",
+    "url_index",
 ]

@@ -11,7 +11,7 @@ import base64
 import binascii
 import math
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -531,15 +531,26 @@ def parse_subscription_body(
 
 
 def subscription_conflict(
-    new_urls: set[str], existing: Iterable[Subscription]
+    new_urls: Iterable[str], owners: Mapping[str, Subscription]
 ) -> tuple[Subscription, str] | None:
-    """The first other subscription sharing any url with the new one, and that url (§7 step 5).
+    """The other subscription holding a url of the new one, and that url (§7 step 5).
 
-    ``existing`` are the subscriptions of the same resource; both top-level and action
-    urls count on both sides.
+    ``owners`` indexes the same resource's subscriptions by every url they have, top-level
+    and action (:func:`url_index`), so the check costs a lookup per url of the new one, not
+    a scan of the resource. The first url of the new one (top-level first) that is taken
+    wins, when several are.
     """
-    for sub in existing:
-        for url in sub.urls:
-            if url in new_urls:
-                return sub, url
+    for url in new_urls:
+        other = owners.get(url)
+        if other is not None:
+            return other, url
     return None
+
+
+def url_index(subscriptions: Iterable[Subscription]) -> dict[str, Subscription]:
+    """url → the subscription that has it (top-level or action url), first one kept."""
+    index: dict[str, Subscription] = {}
+    for sub in subscriptions:
+        for url in sub.urls:
+            index.setdefault(url, sub)
+    return index

@@ -22,6 +22,7 @@ from tables.subscriptions import (
     Subscription,
     parse_subscription_body,
     subscription_conflict,
+    url_index,
 )
 
 PARSE = "error during body parse"
@@ -457,23 +458,34 @@ def sub(sid: str = "s1", *, url: str = URL, actions: dict | None = None, **kw: A
 ACTION_D = {"delete": Action("http://c.com/d")}
 CONFLICTS = [
     # §7 step 5: any url of the new one against any url (top-level or action) of another
-    ("same url", {URL}, sub(), URL),
-    ("new action url against url", {"http://other.com/x", URL}, sub(), URL),
-    ("new url against action url", {"http://c.com/d"}, sub(actions=ACTION_D), "http://c.com/d"),
-    ("different", {"http://other.com/x"}, sub(actions=ACTION_D), None),
-    ("trailing slash differs", {URL + "/"}, sub(), None),
+    ("same url", [URL], sub(), URL),
+    ("new action url against url", ["http://other.com/x", URL], sub(), URL),
+    ("new url against action url", ["http://c.com/d"], sub(actions=ACTION_D), "http://c.com/d"),
+    ("different", ["http://other.com/x"], sub(actions=ACTION_D), None),
+    ("trailing slash differs", [URL + "/"], sub(), None),
 ]
 
 
 @pytest.mark.parametrize(("new", "existing", "url"), [r[1:] for r in CONFLICTS],
                          ids=[r[0] for r in CONFLICTS])
-def test_subscription_conflict(new: set[str], existing: Subscription, url: str | None) -> None:
-    found = subscription_conflict(new, [sub("s0", url="http://zzz.com/"), existing])
+def test_subscription_conflict(new: list[str], existing: Subscription, url: str | None) -> None:
+    found = subscription_conflict(new, url_index([sub("s0", url="http://zzz.com/"), existing]))
     assert found == (None if url is None else (existing, url))
 
 
 def test_subscription_conflict_none_existing() -> None:
-    assert subscription_conflict({URL}, []) is None
+    assert subscription_conflict([URL], {}) is None
+
+
+def test_subscription_conflict_first_taken_url_of_the_new_one_wins() -> None:
+    # Several urls taken by different subscriptions: the new one's top-level url first.
+    a, b = sub("a", url="http://a.com/"), sub("b", url="http://b.com/")
+    assert subscription_conflict(["http://b.com/", "http://a.com/"], url_index([a, b])) == (b, "http://b.com/")
+
+
+def test_url_index_has_action_urls() -> None:
+    s = sub(actions=ACTION_D)
+    assert url_index([s]) == {URL: s, "http://c.com/d": s}
 
 
 def test_subscription_json_minimal() -> None:
