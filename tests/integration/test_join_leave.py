@@ -98,8 +98,10 @@ class Writers:
             url = f"{self.base}/{doc}"
             for _ in range(200):
                 process = self.cluster.pick(rng)
-                client = clients.setdefault(process.port, httpx.Client(base_url=process.base_url,
-                                                                       timeout=10.0))
+                client = clients.get(process.port)
+                if client is None:
+                    client = clients[process.port] = httpx.Client(base_url=process.base_url,
+                                                                  timeout=10.0)
                 try:
                     answer = client.put(f"/documents/{url}", json={"version": revision, "doc": doc})
                 except httpx.TransportError:
