@@ -65,6 +65,10 @@ class Settings:
     delivery_timeout: float = 10.0
     #: Most notification requests in flight at once, per process (across keys, §9.4).
     delivery_concurrency: int = 256
+    #: Seconds a deleted document's mark stays in the documents table (it keeps a change
+    #: read again after a crash from creating the document again); far longer than any
+    #: crash replay, which is seconds.
+    delete_mark_ttl: float = 7 * 24 * 3600.0
     #: ``text`` lines, or ``json``: one JSON object per line (app/logs.py).
     log_format: str = "text"
     #: Most bytes of a subscriber's answer read per attempt; only the status is kept
@@ -85,6 +89,8 @@ class Settings:
                               "(or 0: replication_factor - 1)")
         if self.delivery_concurrency < 1:
             raise ConfigError("delivery_concurrency must be at least 1")
+        if self.delete_mark_ttl <= 0:
+            raise ConfigError("delete_mark_ttl must be positive")
         if self.session_timeout <= 0 or self.delivery_timeout <= 0:
             raise ConfigError("session_timeout and delivery_timeout must be positive")
         if not self.kafka_bootstrap.strip():

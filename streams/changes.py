@@ -17,6 +17,7 @@ The table is kept in ``<app id>-documents-changelog`` (the name Faust used for i
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
@@ -32,6 +33,10 @@ from tables.documents import Applied, Change, Rejected, apply, parse_message
 
 #: Offers for one change: (deliveries key, value) pairs, built by the delivery stage.
 OfferBuilder = Callable[[Change, Applied], list[tuple[bytes, bytes]]]
+#: Seconds between two looks for delete marks past ``delete_mark_ttl``.
+EXPIRE_EVERY = 300.0
+#: How a delete mark's record starts (tables/documents.py writes it with orjson).
+MARK = b'{"v":1,"deleted":true'
 #: A message without a registry mark that names no known resource makes the view catch
 #: up with the registry topics before it is rejected, at most this often (seconds).
 CATCH_UP_EVERY = 0.5
@@ -61,6 +66,7 @@ class Changes(Stage):
         self.accepted = 0
         self.rejected_count = 0
         self._caught_up_at = 0.0
+        self._marks_expired_at = time.monotonic()
         self.limit = record_limit(settings)
         #: the resource ids the tables were last purged against (SPEC §5: a deleted
         #: resource's documents go), and the registry index they were read from
@@ -140,8 +146,11 @@ class Changes(Stage):
             value = value[:room]
         await self.produce(self.rejected_topic, value, key=message.key, headers=headers)
 
-    # -- SPEC §5: a deleted resource's documents go --------------------------------------
+    # -- SPEC §5: a deleted resource's documents go; old delete marks go -----------------
     async def before_batch(self) -> None:
+        if time.monotonic() - self._marks_expired_at >= EXPIRE_EVERY:
+            self._marks_expired_at = time.monotonic()
+            await self._expire_marks(time.time() - self.settings.delete_mark_ttl)
         index = self.view.resource_index()
         if index is self._index_seen:
             return
@@ -157,6 +166,20 @@ class Changes(Stage):
         self._index_seen = self.view.resource_index()
         self._resources_seen = set(self.view.resources)
         await self._purge(None)
+
+    async def _expire_marks(self, before: float) -> None:
+        """Drop the marks of documents deleted before ``before`` (Unix seconds): bounded
+        growth (``delete_mark_ttl``)."""
+        dropped = 0
+        for partition, table in list(self.tables.items()):
+            for n, (key, value) in enumerate(list(table.items()), 1):
+                if value.startswith(MARK) and orjson.loads(value)["updatedAt"] < before:
+                    await self.write(partition, key, None)
+                    dropped += 1
+                if n % 10_000 == 0:
+                    await asyncio.sleep(0)
+        if dropped:
+            self.log.info("dropped %d delete marks older than delete_mark_ttl", dropped)
 
     async def _purge(self, gone: set[str] | None) -> None:
         """Drop the records of deleted resources (``gone``; None: any unknown resource)."""

@@ -116,6 +116,8 @@ class Dispatcher(Stage):
         self._idle = asyncio.Event()
         self._idle.set()
         self.rejected_topic = settings.topic("deliveries.rejected")
+        #: how many of the view's deleted subscriptions were dropped already
+        self._deleted_seen = 0
 
     # -- fan-out (asked by the changes stage for each accepted change) ------------------
     def offers(self, change: Change, applied: Applied) -> list[tuple[bytes, bytes]]:
@@ -244,6 +246,18 @@ class Dispatcher(Stage):
         if sent["kind"] == "delete":  # a delete ends its generation: already recorded
             return False
         return received is None or sent["revision"] > received
+
+    async def before_batch(self) -> None:
+        """SPEC §7: a deleted subscription's records are dropped (not only when their next
+        event comes, which for a dead delivery is never)."""
+        deleted = self.view.deleted_subscriptions
+        if self._deleted_seen >= len(deleted):
+            return
+        gone = {f"{sid}|".encode() for sid in deleted[self._deleted_seen:]}
+        self._deleted_seen = len(deleted)
+        for partition, table in list(self.tables.items()):
+            for key in [k for k in table if k[:k.find(b"|") + 1] in gone]:
+                await self._forget(partition, table, key)
 
     async def _forget(self, partition: int, table: Table, key: bytes) -> None:
         """The subscription is gone: its deliveries stop and its records go."""

@@ -56,6 +56,9 @@ class RegistryView:
         self.subscriptions_topic = settings.topic("subscriptions")
         self.resources: dict[str, Resource] = {}
         self.subscriptions: dict[str, Subscription] = {}
+        #: ids of the subscriptions deleted since start, in order (the dispatcher drops
+        #: their delivery records: streams/dispatcher.py)
+        self.deleted_subscriptions: list[str] = []
         self._next_offset: dict[str, int] = {self.resources_topic: 0, self.subscriptions_topic: 0}
         #: topic → heap of (offset, n, future): callers waiting until ``offset`` is applied.
         #: One future per caller, woken only when its offset is reached (a Condition woke
@@ -214,6 +217,7 @@ class RegistryView:
                 old = self.subscriptions.pop(object_id, None)
                 if old is not None:
                     self._unindex(old)
+                    self.deleted_subscriptions.append(object_id)
             self._remember_delete(object_id, headers)
             return
         try:

@@ -10,6 +10,7 @@ rebalance while the stage's loop is running, as aiokafka's coordinator does.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -48,7 +49,8 @@ class FakeBroker:
         if partition is None:
             partition = partition_of(key, self.partitions)
         log = self.logs[(topic, partition)]
-        record = Record(topic, partition, len(log), key, value, tuple(headers or ()))
+        record = Record(topic, partition, len(log), key, value, tuple(headers or ()),
+                        int(time.time() * 1000))
         log.append(record)
         return record
 

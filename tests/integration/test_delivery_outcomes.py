@@ -285,3 +285,26 @@ def test_deleting_a_subscription_stops_its_pending_deliveries(flare, receiver):
     assert {a for a, _ in seen(receiver.received("/gone/1"))} == {"create"}
     answer = flare.get(f"/resources/{rid}/subscriptions/{gone['id']}/deliveries")
     assert answer.status_code == 404
+
+
+def test_deleting_a_subscription_drops_its_dead_records(flare_factory, receiver):
+    """§7: "Its delivery records and pending deliveries are dropped" — at once, not when
+    a next event of the key comes (a dead delivery gets none: it stayed for ever)."""
+    flare = flare_factory().start()
+    rid, base = new_resource(flare)
+    sid = subscribe(flare, rid, f"{receiver.url}/drop/{{id}}",
+                    retry={"initial": 0.2, "max": 0.5, "giveUpAfter": 1})["id"]
+    for n in range(3):
+        always(receiver, f"/drop/{n}", 503)
+        put(flare, f"{base}/{n}", 1)
+    poll(lambda: len(deliveries(flare, rid, sid, "dead")) == 3, timeout=30, message="3 dead")
+
+    def deliveries_records() -> float:
+        text = flare.get("/metrics").text
+        line = next(line for line in text.splitlines()
+                    if line.startswith('flare_table_records{table="deliveries"}'))
+        return float(line.rsplit(" ", 1)[1])
+
+    assert deliveries_records() == 3
+    assert flare.delete(f"/resources/{rid}/subscriptions/{sid}").status_code == 204
+    poll(lambda: deliveries_records() == 0, timeout=20, message="the records dropped")

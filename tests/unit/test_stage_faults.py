@@ -265,3 +265,28 @@ async def test_a_record_the_broker_refuses_parks_its_message_after_a_restart(mon
     assert "Kafka refused a record" in dict(parked[0].headers)["flare-reason"].decode()
     assert offered(broker) == [("put", 2)]
     assert table_matches_changelog(stage, broker)
+
+
+@pytest.mark.parametrize("ttl, kept", [(3600.0, True), (1e-6, False)])
+async def test_delete_marks_expire_after_delete_mark_ttl(monkeypatch, ttl, kept):
+    """Issue 12, bounded growth: a delete's mark stays only ``delete_mark_ttl`` (its
+    changelog gets a tombstone then)."""
+    import streams.changes
+    monkeypatch.setattr(streams.changes, "EXPIRE_EVERY", 0.0)
+    broker = FakeBroker()
+    producer = FakeProducer(broker)
+    view = FakeView()
+    stage = Changes(Settings(partitions=2, topic_prefix="f", app_id="f", delete_mark_ttl=ttl), view)
+    consumer = FakeConsumer(broker, stage.group, stage.source, [0, 1])
+    stage.new_producer, stage.new_consumer = (lambda: producer), (lambda: consumer)
+    stage.new_reader = lambda: FakeReader(broker)
+    put(broker, 1), delete(broker)
+    partition = partition_of(DOC.encode(), SETTINGS.partitions)
+    await stage.start()
+    await until(lambda: stage.next_offset.get(partition) == 2, message="processed")
+    put_other = "http://api.test/users/2"  # one more batch: the expiry runs before it
+    broker.append(SOURCE, None, put_other.encode(), change_value("put", put_other, {"version": 1}))
+    await until(lambda: stage.accepted == 3, message="the next batch")
+    await stage.stop()
+    assert (DOC.encode() in broker.table(CHANGELOG)) is kept
+    assert table_matches_changelog(stage, broker)
