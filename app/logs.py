@@ -45,7 +45,9 @@ class BrokerDownFilter(logging.Filter):
 
     REPEATED = ("Unable connect to node", "Unable to update metadata",
                 "Unable to request metadata", "Group Coordinator Request failed",
-                "Marking the coordinator dead", "Failed fetch offsets")
+                "Marking the coordinator dead", "Failed fetch offsets",
+                "Failed fetch messages from", "Heartbeat send request failed",
+                "Error sending HeartbeatRequest")
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not (record.name.startswith("aiokafka") and isinstance(record.msg, str)
