@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import base64
 import os
+import threading
 import time
+
+import httpx
 
 from tests.flare_process import poll, unique_name
 from tests.receiver import Received, Receiver
@@ -86,3 +89,35 @@ def always(receiver: Receiver, path: str, status: int, times: int = 10_000) -> N
 
 def now() -> float:
     return time.time()
+
+
+class SteadyPuts(threading.Thread):
+    """PUTs documents 0, 1, 2... of ``base`` one after another until stopped, through
+    whatever happens to the broker; ``accepted`` holds the documents answered 202,
+    ``refused`` (monotonic time, status or error name) every other answer."""
+
+    def __init__(self, base_url: str, base: str, timeout: float = 10.0) -> None:
+        super().__init__(daemon=True, name="steady-puts")
+        self.base_url, self.base, self.timeout = base_url, base, timeout
+        self.accepted: list[int] = []
+        self.refused: list[tuple[float, int | str]] = []
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        with httpx.Client(base_url=self.base_url, timeout=self.timeout) as client:
+            doc = 0
+            while not self.halt.is_set():
+                try:
+                    status: int | str = client.put(f"/documents/{self.base}/{doc}",
+                                                   json={"version": 1}).status_code
+                except httpx.TransportError as exc:
+                    status = exc.__class__.__name__
+                if status == 202:
+                    self.accepted.append(doc)
+                    doc += 1
+                else:
+                    self.refused.append((time.monotonic(), status))
+
+    def finish(self) -> None:
+        self.halt.set()
+        self.join(30)

@@ -9,14 +9,11 @@ before, during and after is stored and delivered, and that /readyz said why mean
 
 from __future__ import annotations
 
-import threading
-
-import httpx
 import pytest
 
 from app.local_kafka import LocalCluster
 from tests.flare_process import poll
-from tests.integration.delivery_support import new_resource, subscribe
+from tests.integration.delivery_support import SteadyPuts, new_resource, subscribe
 from tests.receiver import Receiver
 
 pytestmark = pytest.mark.integration
@@ -26,28 +23,14 @@ def test_flare_recovers_from_a_broker_restart_by_itself(flare_factory, tmp_path)
     cluster = LocalCluster(tmp_path / "own-kafka", nodes=1)
     bootstrap = cluster.start()
     receiver = Receiver().up()
-    flare = flare_factory(bootstrap=bootstrap).start()
-    accepted: dict[int, int] = {}
-    stop = threading.Event()
+    flare = writer = None
     try:
+        flare = flare_factory(bootstrap=bootstrap).start()
         rid, base = new_resource(flare)
         subscribe(flare, rid, f"{receiver.url}/hook/{{id}}", retry={"initial": 0.2, "max": 1})
-
-        def write() -> None:
-            """PUT documents one after another; only a 202 counts."""
-            with httpx.Client(base_url=flare.base_url, timeout=5.0) as client:
-                doc = 0
-                while not stop.is_set():
-                    try:
-                        answer = client.put(f"/documents/{base}/{doc}", json={"version": 1})
-                    except httpx.TransportError:
-                        continue
-                    if answer.status_code == 202:
-                        accepted[doc] = 1
-                        doc += 1
-
-        writer = threading.Thread(target=write, daemon=True)
+        writer = SteadyPuts(flare.base_url, base, timeout=5.0)
         writer.start()
+        accepted = writer.accepted
         poll(lambda: len(accepted) >= 50, timeout=60, message="changes flowing")
         cluster.kill_node(1)  # SIGKILL, by its own PID
         poll(lambda: flare.readyz().status_code == 503, timeout=60, message="/readyz says 503")
@@ -56,8 +39,7 @@ def test_flare_recovers_from_a_broker_restart_by_itself(flare_factory, tmp_path)
         cluster.restart_node(1)
         flare.wait_ready(timeout=180)
         poll(lambda: len(accepted) >= during + 50, timeout=120, message="changes flowing again")
-        stop.set()
-        writer.join(10)
+        writer.finish()
         assert flare.alive()
 
         def delivered() -> set[str]:
@@ -73,7 +55,9 @@ def test_flare_recovers_from_a_broker_restart_by_itself(flare_factory, tmp_path)
         errors = [line for line in flare.log().splitlines() if " ERROR " in line]
         assert len(errors) < 20, "\n".join(errors[:40])
     finally:
-        stop.set()
+        if writer is not None:
+            writer.halt.set()
         receiver.down()
-        flare.stop()
+        if flare is not None:
+            flare.stop()
         cluster.stop()
