@@ -92,6 +92,31 @@ def backfill(resource: str = typer.Option(..., "--resource", "-r", help="The res
 
 
 @cli.command()
+def replay(app_id: Optional[str] = typer.Option(
+               None, "--app-id", help="Rebuild into this app id (default: the configured one,"
+               " which must have no process running)."),
+           dry_run: bool = typer.Option(False, "--dry-run", help="Only report what"
+                                        " subscribers would be sent; write nothing."),
+           as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+           config: Optional[Path] = CONFIG_OPTION) -> None:
+    """Rebuild the tables from the topics into an app id and offer subscribers what they
+    are missing (SPEC §10); nothing they already have is sent again."""
+    try:
+        settings = load(config)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2)
+    from app.replay import run
+    from streams.replay import ReplayError
+
+    try:
+        run(settings, app_id or settings.app_id, dry_run, as_json)
+    except ReplayError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2)
+
+
+@cli.command()
 def version() -> None:
     """Print Flare's version."""
     typer.echo(__version__)
