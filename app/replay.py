@@ -16,6 +16,10 @@ from app.config import Settings
 from streams.replay import Summary, replay
 
 
+#: Missing documents listed per subscription on the terminal.
+SHOWN = 10
+
+
 class RateColumn(ProgressColumn):
     """Records per second."""
 
@@ -50,20 +54,29 @@ def show(summary: Summary, console: Console) -> None:
     console.print(f"documents: {summary.documents_live:,} live, {summary.documents_deleted:,}"
                   f" deleted; delivery records: {summary.deliveries:,}")
     table = Table(title="what subscribers are missing")
-    for column in ("subscription", "resource", "create", "update", "delete"):
-        table.add_column(column, justify="right" if column in ("create", "update", "delete")
-                         else "left")
+    table.add_column("subscription", no_wrap=True, min_width=36)
+    table.add_column("resource", overflow="ellipsis", no_wrap=True, max_width=8)
+    for column in ("create", "update", "delete"):
+        table.add_column(column, justify="right", min_width=6)
     for sid, counts in sorted(summary.by_subscription().items()):
         table.add_row(sid, summary.subscriptions.get(sid, "?"), str(counts["create"]),
                       str(counts["update"]), str(counts["delete"]))
     console.print(table)
+    for sid in sorted({g.subscription_id for g in summary.missing}):
+        gaps = [g for g in summary.missing if g.subscription_id == sid]
+        console.print(f"{sid} is missing:", highlight=False)
+        for gap in gaps[:SHOWN]:
+            console.print(f"  {gap.action} {gap.url} (revision {gap.revision})",
+                          highlight=False, soft_wrap=True)
+        if len(gaps) > SHOWN:
+            console.print(f"  ... and {len(gaps) - SHOWN} more (--json lists all)")
     missing, subscribers = len(summary.missing), len({g.subscription_id for g in summary.missing})
     if summary.dry_run:
-        console.print(f"dry run: {missing} missing documents for {subscribers} subscriptions"
+        console.print(f"dry run: {missing} missing documents for {subscribers} subscription(s)"
                       " would be offered; nothing was written")
     else:
         console.print(f"wrote {summary.changelog_records:,} changelog records of app id"
                       f" {summary.app_id!r} and committed its groups at the snapshot;"
                       f" offered {summary.offers} missing documents to {subscribers}"
-                      f" subscriptions. Start Flare with FLARE_APP_ID={summary.app_id}"
+                      f" subscription(s). Start Flare with FLARE_APP_ID={summary.app_id}"
                       " to run on these tables.")

@@ -14,7 +14,7 @@ import pytest
 from tests.flare_process import FLARE, poll, unique_name
 from tests.integration.delivery_support import (delete, deliveries, new_resource, put,
                                                 subscribe, wait_count)
-from tests.kafka_io import end_offsets
+from tests.kafka_io import end_offsets, read_all
 from tests.kafka_offsets import admin_client, committed
 from tests.receiver import Receiver
 
@@ -96,7 +96,8 @@ def _scenario(flare_factory, up: Receiver, down: Receiver) -> None:
     assert dry.returncode == 0, dry.stderr
     print(f"\n--- flare replay --dry-run ---\n{dry.stderr}{dry.stdout}")
     said = " ".join(dry.stdout.split())
-    assert re.search(r"dry run: 5 missing documents for 1 subscriptions would be offered", said), said
+    assert re.search(r"dry run: 5 missing documents for 1 subscription\(s\) would be offered", said), said
+    assert f"create {base}/1 (revision {REVISIONS})" in said and f"delete {base}/0" in said
     assert end_offsets(bootstrap, deliveries_topic) == ends_before
     assert not {t for t in _topics(bootstrap) if t.startswith(new_app)}
     assert asyncio.run(committed(bootstrap, f"{new_app}.changes", f"{old.prefix}.documents")) == {}
@@ -135,3 +136,50 @@ def _scenario(flare_factory, up: Receiver, down: Receiver) -> None:
         poll(lambda r=receiver, w=want, b=before, x=x: w <= set(_history(r, f"/{x}", b)),
              timeout=60, message=f"the new revisions at /{x}")
         assert sorted(_history(receiver, f"/{x}", before)) == sorted(want)
+
+
+def test_replay_into_the_same_app_id_while_it_is_stopped(flare_factory):
+    receiver = Receiver().up()
+    try:
+        flare = flare_factory(app_id=unique_name("same")).start()
+        bootstrap = flare.env["FLARE_KAFKA_BOOTSTRAP"]
+        rid, base = new_resource(flare)
+        sid = subscribe(flare, rid, receiver.url + "/s/{id}")["id"]
+        gone = subscribe(flare, rid, receiver.url + "/gone/{id}")["id"]
+        for version in (1, 2):
+            for n in (1, 2, 3):
+                put(flare, f"{base}/{n}", version)
+        delete(flare, f"{base}/3")
+        want = {(f"/s/{n}", "update", 2) for n in (1, 2, 3)} | {("/s/3", "delete", 2)}
+        poll(lambda: want <= set(_history(receiver, "/s")), timeout=30,
+             message="every change delivered")
+        poll(lambda: deliveries(flare, rid, sid) == [] and deliveries(flare, rid, gone) == [],
+             timeout=30, message="nothing owed")
+        # A deleted subscription's records stay in the changelog until an event of theirs
+        # comes; the replay drops them (tombstones).
+        assert flare.delete(f"/resources/{rid}/subscriptions/{gone}").status_code == 204
+        flare.stop()
+
+        done = _replay(flare, "--json")  # the configured app id, stopped
+        assert done.returncode == 0, done.stderr
+        summary = orjson.loads(done.stdout)
+        assert summary["missing"] == 0 and summary["offers"] == 0, summary
+        changelog = read_all(bootstrap, f"{flare.env['FLARE_APP_ID']}-deliveries-changelog",
+                             count=10**6, timeout=5)
+        last = {r.key: r.value for r in changelog}
+        dropped = [k for k in last if k.startswith(gone.encode())]
+        assert dropped and all(last[k] is None for k in dropped)
+
+        before = len(receiver.received())
+        flare.start()
+        assert flare.get(f"/documents/{base}/3").status_code == 404
+        for n in (1, 2):
+            assert flare.get(f"/documents/{base}/{n}").json()["revision"] == 2
+        for n in (1, 2, 3):
+            put(flare, f"{base}/{n}", 10)
+        want = {("/s/1", "update", 10), ("/s/2", "update", 10), ("/s/3", "create", 10)}
+        poll(lambda: want <= set(_history(receiver, "/s", before)), timeout=60,
+             message="the new revisions")
+        assert sorted(_history(receiver, "/", before)) == sorted(want)
+    finally:
+        receiver.down()
