@@ -109,11 +109,16 @@ def replay(app_id: Optional[str] = typer.Option(
     from app.replay import run
     from streams.replay import ReplayError
 
+    from aiokafka.errors import KafkaError
+
     try:
         run(settings, app_id or settings.app_id, dry_run, as_json)
     except ReplayError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2)
+    except KafkaError as exc:
+        typer.echo(f"error: Kafka at {settings.kafka_bootstrap}: {exc!r}", err=True)
+        raise typer.Exit(1)
 
 
 @cli.command()
