@@ -9,7 +9,7 @@ from typing import AsyncIterator
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
-from api import deliveries, documents, metrics, openapi, ops, resources, subscriptions, ui
+from api import backfill, deliveries, documents, metrics, openapi, ops, resources, subscriptions, ui
 from api.errors import HANDLERS
 from api.middleware import BearerAuth, IgnoreTrailingSlash
 from streams.runtime import Runtime
@@ -33,7 +33,7 @@ def create_api(runtime: Runtime) -> Starlette:
         # Documents first: nearly every request is a PUT there, and Starlette tries the
         # routes in order (no other route starts with /documents/).
         routes=[*documents.routes, *ops.routes, *resources.routes, *subscriptions.routes,
-                *deliveries.routes, *metrics.routes, *ui.routes, *openapi.routes],
+                *deliveries.routes, *backfill.routes, *metrics.routes, *ui.routes, *openapi.routes],
         # HttpMetrics after IgnoreTrailingSlash (which copies the scope) so that it sees the
         # route the router records in the scope; before BearerAuth so that 401s count.
         middleware=[Middleware(IgnoreTrailingSlash),

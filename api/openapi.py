@@ -556,6 +556,37 @@ def _subscription_paths() -> dict[str, Any]:
                                             " answer: <urls>")},
             },
         },
+        "/resources/{rid}/subscriptions/{sid}/backfill": {
+            "parameters": [_param("rid"), _param("sid")],
+            "post": {
+                "tags": ["deliveries"], "operationId": "backfillSubscription",
+                "summary": "Offer every live document of the resource to the subscription",
+                "description": "SPEC §11: the current revision of every live document of the"
+                               " resource is offered to the subscription as `create`, through"
+                               " the dispatcher (revisions it already has are skipped; order,"
+                               " coalescing and retries as for any change). 202 once every"
+                               " offer is in Kafka, on every Flare process; `offered` counts"
+                               " them. `flare backfill` does the same.",
+                "responses": {
+                    "202": {"description": "Accepted: every offer is in Kafka.",
+                            "content": _json({"type": "object", "required": ["offered"],
+                                              "properties": {"offered": {"type": "integer"}}},
+                                             {"offered": 42})},
+                    "401": UNAUTHORIZED,
+                    "404": _error("`error during resource search` (unknown resource) or"
+                                  " `error during subscription search` (unknown"
+                                  " subscription of the resource).",
+                                  "error during subscription search",
+                                  "subscription '<id>' at resource '<rid>', not found"),
+                    "503": _error("`error during backfill`: a Flare process did not answer,"
+                                  " a documents partition has no owner now (a rebalance), or"
+                                  " Kafka did not acknowledge; `service unavailable` while"
+                                  " starting. Nothing is lost by trying again.",
+                                  "error during backfill",
+                                  "member http://10.0.0.2:8080 did not answer: ..."),
+                },
+            },
+        },
     }
 
 

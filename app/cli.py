@@ -1,5 +1,5 @@
 """The ``flare`` command line: ``flare start``, ``flare config``, ``flare listen``,
-``flare version``, ``flare with-kafka``."""
+``flare backfill``, ``flare replay``, ``flare version``, ``flare with-kafka``."""
 
 from __future__ import annotations
 
@@ -63,6 +63,62 @@ def listen(port: int = typer.Option(9000, "--port", "-p", help="Port to listen o
     except OSError as exc:
         typer.echo(f"error: cannot listen on {host}:{port}: {exc}", err=True)
         raise typer.Exit(2)
+
+
+@cli.command()
+def backfill(resource: str = typer.Option(..., "--resource", "-r", help="The resource id."),
+             subscription: str = typer.Option(..., "--subscription", "-s",
+                                              help="The subscription id."),
+             url: str = typer.Option("http://127.0.0.1:8080", help="A Flare process's API."),
+             token: Optional[str] = typer.Option(None, help="An API token, when Flare has some.")
+             ) -> None:
+    """Offer every live document of a resource to one subscription, as `create` (SPEC §11);
+    revisions it already has are skipped."""
+    import httpx
+
+    path = f"/resources/{resource}/subscriptions/{subscription}/backfill"
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    try:
+        answer = httpx.post(url.rstrip("/") + path, headers=headers, timeout=120.0)
+    except httpx.HTTPError as exc:
+        typer.echo(f"error: cannot reach Flare at {url}: {exc}", err=True)
+        raise typer.Exit(1)
+    if answer.status_code != 202:
+        typer.echo(f"error: {answer.status_code} {answer.text}", err=True)
+        raise typer.Exit(1)
+    offered = answer.json().get("offered", 0)
+    typer.echo(f"offered {offered} documents to subscription {subscription}; the dispatcher"
+               " sends those it does not have yet")
+
+
+@cli.command()
+def replay(app_id: Optional[str] = typer.Option(
+               None, "--app-id", help="Rebuild into this app id (default: the configured one,"
+               " which must have no process running)."),
+           dry_run: bool = typer.Option(False, "--dry-run", help="Only report what"
+                                        " subscribers would be sent; write nothing."),
+           as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+           config: Optional[Path] = CONFIG_OPTION) -> None:
+    """Rebuild the tables from the topics into an app id and offer subscribers what they
+    are missing (SPEC §10); nothing they already have is sent again."""
+    try:
+        settings = load(config)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2)
+    from app.replay import run
+    from streams.replay import ReplayError
+
+    from aiokafka.errors import KafkaError
+
+    try:
+        run(settings, app_id or settings.app_id, dry_run, as_json)
+    except ReplayError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2)
+    except KafkaError as exc:
+        typer.echo(f"error: Kafka at {settings.kafka_bootstrap}: {exc!r}", err=True)
+        raise typer.Exit(1)
 
 
 @cli.command()

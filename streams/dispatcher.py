@@ -57,6 +57,8 @@ from tables.delivery import (DeliveryState, PendingChange, due, next_action, off
                              redrive, webhook_id)
 from tables.documents import Applied, Change
 from tables.due import DueIndex
+from tables.events import (REDRIVE, offer_value, offered_change, outcome_applies, outcome_value,
+                           sent_change)
 from tables.outcome import Outcome, classify
 from tables.request import UnsafeFill, build_request
 
@@ -132,9 +134,8 @@ class Dispatcher(Stage):
             revision, document = applied.previous["revision"], applied.previous["content"]
         else:
             revision, document = change.revision, change.document
-        value = orjson.dumps({"v": 1, "type": "offer", "kind": change.action,
-                              "revision": revision, "document": document,
-                              "updatedAt": change.updated_at})  # may raise: the caller parks
+        value = offer_value(change.action, revision, document,
+                            change.updated_at)  # may raise: the caller parks
         return [(delivery_key(subscription.id, change.url), value)
                 for subscription in subscriptions]
 
@@ -200,52 +201,24 @@ class Dispatcher(Stage):
         kind = event.get("type")
         value = table.get(key)
         record = decode(value)
-        if kind == "outcome" and not self._outcome_applies(record, event):
+        if kind == "outcome" and not outcome_applies(record, event):
             return  # the usual case: the owner recorded it already (read on the record)
         state = DeliveryState() if record is None else DeliveryState.from_record(record)
         if kind == "offer":
-            change = PendingChange(event["kind"], event["revision"], event["document"],
-                                   event["updatedAt"])
-            state, _ = offer(state, change, now)
+            state, _ = offer(state, offered_change(event), now)
         elif kind == "redrive":
             state = redrive(state, now)
         elif kind == "outcome":
             subscription = self.view.subscriptions[subscription_id]
             state = on_outcome(state, Outcome(event["outcome"]), now,
                                subscription.delivery.retry, random.random(),
-                               sent=self._sent(state, event["sent"]), status=event.get("status"))
+                               sent=sent_change(state.pending, event["sent"]), status=event.get("status"))
         elif kind in ("mark", "forget"):
             return  # written by earlier versions
         else:
             self.log.warning("unknown delivery event type %r for %r", kind, key)
             return
         await self._settle(partition, table, key, state, now)
-
-    @staticmethod
-    def _sent(state: DeliveryState, sent: dict[str, Any]) -> PendingChange:
-        """The change an outcome event is about: the waiting one when it is the same."""
-        pending = state.pending
-        if (pending is not None and pending.action_kind == sent["kind"]
-                and pending.revision == sent["revision"]
-                and pending.generation == sent["generation"]):
-            return pending
-        return PendingChange(sent["kind"], sent["revision"], None, 0, sent["generation"])
-
-    @staticmethod
-    def _outcome_applies(record: dict[str, Any] | None, event: dict[str, Any]) -> bool:
-        """Whether an outcome event moves the record forward (it was recorded live, so
-        for the owner that wrote it, it never does; in a replay it rebuilds the record).
-        Read on the stored record itself: this runs once per delivery."""
-        if event.get("outcome") not in (Outcome.DELIVERED.value, Outcome.DISCARDED.value):
-            return False
-        sent = event["sent"]
-        received_generation = 0 if record is None else record["received_generation"]
-        received = None if record is None else record["received"]
-        if sent["generation"] != received_generation:
-            return sent["generation"] > received_generation
-        if sent["kind"] == "delete":  # a delete ends its generation: already recorded
-            return False
-        return received is None or sent["revision"] > received
 
     async def before_batch(self) -> None:
         """SPEC §7: a deleted subscription's records are dropped (not only when their next
@@ -342,10 +315,8 @@ class Dispatcher(Stage):
             released = True
             await self._settle(partition, table, key, state, now)
             if outcome is not Outcome.RETRY:  # for a replay: see the module docstring
-                await self.produce(self.source, orjson.dumps({
-                    "v": 1, "type": "outcome", "outcome": outcome.value, "status": status,
-                    "sent": {"kind": change.action_kind, "revision": change.revision,
-                             "generation": change.generation}}), key=key)
+                await self.produce(self.source, outcome_value(outcome, status, change),
+                                   key=key)
         finally:
             if not released:
                 self.inflight.discard(key)
@@ -490,6 +461,6 @@ class Dispatcher(Stage):
     async def redrive_local(self, subscription_id: str) -> int:
         dead = self.local_deliveries(subscription_id, "dead")
         for delivery in dead:
-            await self.produce(self.source, orjson.dumps({"v": 1, "type": "redrive"}),
+            await self.produce(self.source, REDRIVE,
                                key=delivery_key(subscription_id, delivery["document"]))
         return len(dead)

@@ -85,6 +85,8 @@ def test_every_documented_operation_answers(flare_factory) -> None:
                 f"/resources/{rid}/subscriptions/{sid}/deliveries", {}),
             ("/resources/{rid}/subscriptions/{sid}/deliveries/redrive", "post"): (
                 f"/resources/{rid}/subscriptions/{sid}/deliveries/redrive", {}),
+            ("/resources/{rid}/subscriptions/{sid}/backfill", "post"): (
+                f"/resources/{rid}/subscriptions/{sid}/backfill", {}),
             ("/documents/{url}", "get"): (f"/documents/{doc_url}", {}),
             ("/documents/{url}", "put"): (f"/documents/{gone_url}", {"json": {"version": 1}}),
             ("/documents/{url}", "delete"): (f"/documents/{gone_url}", {}),

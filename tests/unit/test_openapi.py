@@ -45,6 +45,7 @@ SPEC_ROUTES = [
     ("/documents/{}", {"get", "put", "delete"}),
     ("/resources/{}/subscriptions/{}/deliveries", {"get"}),
     ("/resources/{}/subscriptions/{}/deliveries/redrive", {"post"}),
+    ("/resources/{}/subscriptions/{}/backfill", {"post"}),
     ("/healthz", {"get"}),
     ("/readyz", {"get"}),
     ("/metrics", {"get"}),
@@ -112,6 +113,7 @@ STATUSES = [
     ("/documents/{url}", "put", {"202", "400", "401", "404", "413"}),
     ("/documents/{url}", "delete", {"202", "400", "401", "404"}),
     ("/resources/{rid}/subscriptions/{sid}/deliveries/redrive", "post", {"202", "401", "404", "503"}),
+    ("/resources/{rid}/subscriptions/{sid}/backfill", "post", {"202", "401", "404", "503"}),
     ("/readyz", "get", {"200", "503"}),
 ]
 
