@@ -225,8 +225,12 @@ async def login(request: Request) -> Response:
         token = request.query_params.get("token")
         if token is None:
             return HTMLResponse(LOGIN.format(style=STYLE, error=""))
-    if _authorized(request, token):
-        return _signed_in(token or "")
+    if not request.app.state.settings.api_tokens:
+        return RedirectResponse("/ui", status_code=303)  # nothing to sign in to, no cookie
+    # A token is printable ASCII (app/config.py checks the configured ones); anything else
+    # is simply wrong, never a cookie value that cannot be sent (schemathesis found a 500).
+    if token is not None and token.isascii() and token.isprintable() and _authorized(request, token):
+        return _signed_in(token)
     return HTMLResponse(LOGIN.format(style=STYLE, error="<p class=\"bad\">Wrong token.</p>"),
                         status_code=401)
 

@@ -103,6 +103,9 @@ class Settings:
         for token in self.api_tokens:
             if not token.strip() or token != token.strip():
                 raise ConfigError("api_tokens: a token must not be empty or have spaces around it")
+            if not (token.isascii() and token.isprintable()):
+                # It travels in headers and the dashboard's cookie: printable ASCII only.
+                raise ConfigError("api_tokens: a token must be printable ASCII")
 
     @property
     def insync_replicas(self) -> int:

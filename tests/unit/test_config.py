@@ -7,7 +7,7 @@ import pytest
 from app.config import RECORD_OVERHEAD, ConfigError, Settings, load
 
 
-@pytest.mark.parametrize("tokens", [("",), ("a", ""), ("  ",), (" a",)])
+@pytest.mark.parametrize("tokens", [("",), ("a", ""), ("  ",), (" a",), ("caf\u00e9",), ("a\x07b",)])
 def test_empty_or_padded_tokens_are_a_config_error(tokens):
     # An empty token would match "Authorization: Bearer " (SPEC §2).
     with pytest.raises(ConfigError, match="api_tokens"):

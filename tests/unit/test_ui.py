@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import orjson
+import pytest
 
 from api.ui import subscription_health
 from tables.delivery import DeliveryState, PendingChange
@@ -26,3 +27,26 @@ def test_subscription_health_counts_only_that_subscription() -> None:
         "pending": 1, "dead": 1, "delivered": 2, "failing": {500: 1, 503: 1}, "last": 503}
     assert subscription_health(tables, "nobody") == {
         "pending": 0, "dead": 0, "delivered": 0, "failing": {}, "last": None}
+
+
+@pytest.mark.parametrize("tokens, token, status", [
+    ((), "anything\U0010ffff", 303),        # no tokens: nothing to sign in to, no cookie
+    (("secret",), "secret", 303),
+    (("secret",), "wrong", 401),
+    (("secret",), "s\u00e9cret\x07", 401),   # schemathesis: was a 500 (cookie value)
+])
+def test_login_never_fails_on_what_a_client_sends(tokens, token, status):
+    from starlette.applications import Starlette
+    from starlette.testclient import TestClient
+
+    from api import ui
+    from app.config import Settings
+
+    app = Starlette(routes=ui.routes)
+    app.state.settings = Settings(api_tokens=tokens)
+    with TestClient(app, follow_redirects=False) as client:
+        for answer in (client.get("/ui/login", params={"token": token}),
+                       client.post("/ui/login", content=f"token={token}".encode(),
+                                   headers={"content-type": "application/x-www-form-urlencoded"})):
+            assert answer.status_code == status, answer.text
+            assert ("flare_token" in answer.headers.get("set-cookie", "")) is (status == 303 and bool(tokens))
