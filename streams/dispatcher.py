@@ -53,12 +53,10 @@ from streams import metrics
 from streams.registry_view import REGISTRY_HEADER, RegistryUnavailable, RegistryView
 from streams.sender import Sender, signed_headers
 from streams.stage import Parked, Stage, StageBroken, Table, decode, header
-from tables.delivery import (DeliveryState, PendingChange, due, next_action, offer, on_outcome,
-                             redrive, webhook_id)
+from tables.delivery import DeliveryState, PendingChange, due, next_action, on_outcome, webhook_id
 from tables.documents import Applied, Change
 from tables.due import DueIndex
-from tables.events import (REDRIVE, offer_value, offered_change, outcome_applies, outcome_value,
-                           sent_change)
+from tables.events import REDRIVE, UnknownEvent, apply_event, offer_value, outcome_value
 from tables.outcome import Outcome, classify
 from tables.request import UnsafeFill, build_request
 
@@ -198,27 +196,14 @@ class Dispatcher(Stage):
             await self._forget(partition, table, key)
             return
         now = time.time()
-        kind = event.get("type")
-        value = table.get(key)
-        record = decode(value)
-        if kind == "outcome" and not outcome_applies(record, event):
-            return  # the usual case: the owner recorded it already (read on the record)
-        state = DeliveryState() if record is None else DeliveryState.from_record(record)
-        if kind == "offer":
-            state, _ = offer(state, offered_change(event), now)
-        elif kind == "redrive":
-            state = redrive(state, now)
-        elif kind == "outcome":
-            subscription = self.view.subscriptions[subscription_id]
-            state = on_outcome(state, Outcome(event["outcome"]), now,
-                               subscription.delivery.retry, random.random(),
-                               sent=sent_change(state.pending, event["sent"]), status=event.get("status"))
-        elif kind in ("mark", "forget"):
-            return  # written by earlier versions
-        else:
-            self.log.warning("unknown delivery event type %r for %r", kind, key)
+        retry = self.view.subscriptions[subscription_id].delivery.retry
+        try:
+            state = apply_event(decode(table.get(key)), event, now, retry, random.random())
+        except UnknownEvent as exc:
+            self.log.warning("%s for %r", exc, key)
             return
-        await self._settle(partition, table, key, state, now)
+        if state is not None:  # None: e.g. an outcome the owner recorded already
+            await self._settle(partition, table, key, state, now)
 
     async def before_batch(self) -> None:
         """SPEC §7: a deleted subscription's records are dropped (not only when their next

@@ -13,8 +13,9 @@ from typing import Any
 
 import orjson
 
-from tables.delivery import PendingChange
+from tables.delivery import DeliveryState, PendingChange, offer, on_outcome, redrive
 from tables.outcome import Outcome
+from tables.subscriptions import Retry
 
 EVENT_VERSION = 1
 REDRIVE = orjson.dumps({"v": EVENT_VERSION, "type": "redrive"})
@@ -64,3 +65,35 @@ def sent_change(pending: PendingChange | None, sent: dict[str, Any]) -> PendingC
             and pending.generation == sent["generation"]):
         return pending
     return PendingChange(sent["kind"], sent["revision"], None, 0, sent["generation"])
+
+
+class UnknownEvent(ValueError):
+    """An event type this version does not know."""
+
+
+#: Event types earlier versions wrote; they change nothing now.
+RETIRED = ("mark", "forget")
+
+
+def apply_event(record: dict[str, Any] | None, event: dict[str, Any], now: float,
+                retry: Retry | None, rand: float) -> DeliveryState | None:
+    """The state of one key after one event, or None when the event changes nothing (an
+    outcome already recorded, a retired type). The dispatcher applies events with this
+    and then sends; ``flare replay`` applies them and sends nothing. ``retry``/``rand``
+    only matter to an outcome that schedules a retry (tables/delivery.py on_outcome).
+
+    Raises UnknownEvent for a type it does not know, and KeyError/ValueError/TypeError
+    for an event it cannot read."""
+    kind = event.get("type")
+    if kind in RETIRED or (kind == "outcome" and not outcome_applies(record, event)):
+        return None
+    state = DeliveryState() if record is None else DeliveryState.from_record(record)
+    if kind == "offer":
+        return offer(state, offered_change(event), now)[0]
+    if kind == "redrive":
+        return redrive(state, now)
+    if kind == "outcome":
+        return on_outcome(state, Outcome(event["outcome"]), now, retry, rand,
+                          sent=sent_change(state.pending, event["sent"]),
+                          status=event.get("status"))
+    raise UnknownEvent(f"unknown delivery event type {kind!r}")

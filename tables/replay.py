@@ -24,10 +24,9 @@ from typing import Any, Protocol
 
 import orjson
 
-from tables.delivery import DeliveryState, offer, on_outcome, redrive
+from tables.delivery import DeliveryState
 from tables.documents import Rejected, apply, is_live, parse_message
-from tables.events import REDRIVE, offer_value, offered_change, outcome_applies, sent_change
-from tables.outcome import Outcome
+from tables.events import REDRIVE, apply_event, offer_value
 from tables.resources import Resource
 
 
@@ -81,24 +80,11 @@ def replay_event(stored: dict[str, Any] | None, value: bytes | None, now: float,
         event = orjson.loads(value or b"")
         if not isinstance(event, dict):
             return stored
-        kind = event.get("type")
-        state = DeliveryState() if stored is None else DeliveryState.from_record(stored)
-        if kind == "offer":
-            state, _ = offer(state, offered_change(event), now)
-        elif kind == "redrive":
-            state = redrive(state, now)
-        elif kind == "outcome":
-            if not outcome_applies(stored, event):
-                return stored
-            # Only delivered and discarded outcomes apply: no retry policy is involved.
-            state = on_outcome(state, Outcome(event["outcome"]), now, None, 0.0,
-                               sent=sent_change(state.pending, event["sent"]),
-                               status=event.get("status"))
-        else:
-            return stored
-    except (ValueError, KeyError, TypeError):
+        # Only delivered and discarded outcomes apply here: no retry policy is involved.
+        state = apply_event(stored, event, now, None, 0.0)
+    except (ValueError, KeyError, TypeError):  # UnknownEvent is a ValueError
         return stored
-    return state.to_record()
+    return stored if state is None else state.to_record()
 
 
 # -- 2. compare ------------------------------------------------------------------------
