@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.flare_process import poll_async
+
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 NAMES = ("chromium", "chromium-browser")
@@ -73,8 +75,6 @@ class Browser:
         self._next_id = 0
 
     async def __aenter__(self) -> "Browser":
-        import asyncio
-
         import aiohttp
 
         self.profile.mkdir(parents=True, exist_ok=True)
@@ -85,14 +85,13 @@ class Browser:
              "--remote-debugging-address=127.0.0.1", f"--window-size={self.size[0]},{self.size[1]}",
              "about:blank"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-        for _ in range(300):
-            if port_file.exists() and port_file.read_text().strip():
-                break
+        def port_written() -> bool:
             if self.process.poll() is not None:
                 raise AssertionError(f"chromium exited with {self.process.returncode}")
-            await asyncio.sleep(0.1)
-        else:
-            raise AssertionError("chromium did not open its DevTools port")
+            return port_file.exists() and bool(port_file.read_text().strip())
+
+        await poll_async(port_written, timeout=30, interval=0.1,
+                         message="chromium opened its DevTools port")
         port = int(port_file.read_text().split()[0])
         self._session = aiohttp.ClientSession()
         async with self._session.get(f"http://127.0.0.1:{port}/json/list") as answer:

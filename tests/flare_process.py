@@ -39,6 +39,25 @@ def poll(condition: Callable[[], T], timeout: float = 30.0, interval: float = 0.
     raise AssertionError(f"{message} not met within {timeout}s (last error: {last_error!r})")
 
 
+async def poll_async(condition: Callable[[], object], timeout: float = 30.0,
+                     interval: float = 0.05, message: str = "condition"):
+    """:func:`poll` for asyncio tests: ``condition`` may be a coroutine function; the loop
+    runs on between two looks."""
+    import asyncio
+    import inspect
+
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = condition()
+        if inspect.isawaitable(last):
+            last = await last
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"{message} not met within {timeout}s (last: {last!r})")
+
+
 class FlareProcess:
     def __init__(self, *, bootstrap: str, data_dir: Path, prefix: str | None = None,
                  app_id: str | None = None, port: int | None = None,

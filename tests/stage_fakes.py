@@ -69,6 +69,17 @@ class FakeBroker:
         return table
 
 
+class Watched(asyncio.Future):
+    """A send's future that says when someone waits for it (``asyncio.gather`` adds a
+    done-callback): a test can wait until a commit is blocked on it, with no sleep."""
+
+    waited = False
+
+    def add_done_callback(self, fn, *, context=None) -> None:
+        self.waited = True
+        super().add_done_callback(fn, context=context)
+
+
 @dataclass
 class Held:
     future: asyncio.Future
@@ -94,7 +105,7 @@ class FakeProducer:
         pass
 
     async def send(self, topic, value, key=None, partition=None, headers=None):
-        held = Held(asyncio.get_running_loop().create_future(), topic, partition, key, value,
+        held = Held(Watched(loop=asyncio.get_running_loop()), topic, partition, key, value,
                     headers)
         self.held.append(held)
         if self.auto(topic):

@@ -5,15 +5,13 @@ to tests/artifacts/ (git-ignored)."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.browser import Browser, chromium
-from tests.flare_process import poll, unique_name
+from tests.flare_process import poll, poll_async, unique_name
 from tests.integration.delivery_support import (always, deliveries, new_resource, put,
                                                 subscribe)
 from tests.receiver import Receiver
@@ -26,14 +24,10 @@ TOKEN = "dashboard-token"
 
 async def until(browser: Browser, expression: str, expected, timeout: float = 30.0):
     """Poll a JavaScript expression until it equals ``expected``."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = await browser.evaluate(expression)
-        if last == expected:
-            return last
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"{expression!r} was {last!r}, not {expected!r}, after {timeout}s")
+    async def equal() -> bool:
+        return await browser.evaluate(expression) == expected
+    await poll_async(equal, timeout=timeout, interval=0.2,
+                     message=f"{expression!r} == {expected!r}")
 
 
 def test_ui_needs_the_token_cookie(flare_factory) -> None:

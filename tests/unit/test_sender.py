@@ -127,7 +127,7 @@ async def test_an_attempt_has_a_total_deadline():
         writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n")
         try:
             while True:
-                await asyncio.sleep(0.3)
+                await asyncio.sleep(0.3)  # the drip is what is tested: a byte every 0.3 s
                 writer.write(b"x")
                 await writer.drain()
         except (ConnectionError, asyncio.CancelledError):

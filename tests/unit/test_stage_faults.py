@@ -10,7 +10,6 @@ a stage that cannot go on restarts itself instead of stopping for good.
 from __future__ import annotations
 
 import asyncio
-import time
 from types import SimpleNamespace
 
 import orjson
@@ -24,6 +23,7 @@ from streams.dispatcher import Dispatcher
 from streams.stage import partition_of
 from tables.documents import ResourceIndex, change_value
 from tables.resources import Resource
+from tests.flare_process import poll_async
 from tests.stage_fakes import FakeBroker, FakeConsumer, FakeProducer, FakeReader
 
 SETTINGS = Settings(partitions=2, topic_prefix="f", app_id="f")
@@ -80,13 +80,7 @@ def delete(broker: FakeBroker) -> None:
 
 
 async def until(condition, timeout: float = 10.0, message: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"{message} not met within {timeout}s")
+    return await poll_async(condition, timeout=timeout, interval=0.01, message=message)
 
 
 def offered(broker: FakeBroker) -> list[tuple[str, int]]:
@@ -128,9 +122,11 @@ async def test_changelog_is_never_ahead_of_the_offers_whatever_order_acks_come_i
     await stage.start()
     await until(lambda: stage.next_offset.get(partition) == 3, message="three changes processed")
     committing = asyncio.create_task(stage.commit())
-    await until(lambda: len([h for h in producer.held if h.topic == DELIVERIES]) == 3)
-    for _ in range(50):  # every chance to write the changelog before the offers' acks
-        await asyncio.sleep(0)
+    offers = [h for h in producer.held if h.topic == DELIVERIES]
+    assert len(offers) == 3
+    # The commit is now blocked on the offers' acks; whatever it sent before (the old
+    # order: the changelog first, acknowledged at once) would be in the broker already.
+    await until(lambda: all(h.future.waited for h in offers), message="commit waits for offers")
     assert broker.records(CHANGELOG) == []
     await kill(stage, producer)
     committing.cancel()
