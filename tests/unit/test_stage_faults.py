@@ -30,6 +30,8 @@ SETTINGS = Settings(partitions=2, topic_prefix="f", app_id="f")
 RESOURCE = Resource("r1", "http://api.test/users/{id}", "version", "", 1)
 DOC = "http://api.test/users/1"
 SOURCE, CHANGELOG, DELIVERIES = "f.documents", "f-documents-changelog", "f.deliveries"
+#: the partition of DOC's messages and records
+PARTITION = partition_of(DOC.encode(), SETTINGS.partitions)
 
 
 class FakeView:
@@ -59,10 +61,11 @@ class FakeView:
         pass
 
 
-def make_stage(broker: FakeBroker, producer: FakeProducer, reader=None) -> tuple[Changes, FakeConsumer]:
+def make_stage(broker: FakeBroker, producer: FakeProducer, reader=None,
+               settings: Settings = SETTINGS) -> tuple[Changes, FakeConsumer]:
     view = FakeView()
-    stage = Changes(SETTINGS, view)
-    stage.offers = Dispatcher(SETTINGS, view).offers
+    stage = Changes(settings, view)
+    stage.offers = Dispatcher(settings, view).offers
     consumer = FakeConsumer(broker, stage.group, stage.source, [0, 1])
     stage.new_producer = lambda: producer
     stage.new_consumer = lambda: consumer
@@ -118,9 +121,8 @@ async def test_changelog_is_never_ahead_of_the_offers_whatever_order_acks_come_i
     producer = FakeProducer(broker, auto=lambda topic: topic != DELIVERIES)
     stage, _ = make_stage(broker, producer)
     put(broker, 5), delete(broker), put(broker, 2)
-    partition = partition_of(DOC.encode(), SETTINGS.partitions)
     await stage.start()
-    await until(lambda: stage.next_offset.get(partition) == 3, message="three changes processed")
+    await until(lambda: stage.next_offset.get(PARTITION) == 3, message="three changes processed")
     committing = asyncio.create_task(stage.commit())
     offers = [h for h in producer.held if h.topic == DELIVERIES]
     assert len(offers) == 3
@@ -135,7 +137,7 @@ async def test_changelog_is_never_ahead_of_the_offers_whatever_order_acks_come_i
     producer = FakeProducer(broker)  # a new process; this broker acknowledges everything
     stage, _ = make_stage(broker, producer)
     await stage.start()
-    await until(lambda: stage.next_offset.get(partition) == 3, message="replayed")
+    await until(lambda: stage.next_offset.get(PARTITION) == 3, message="replayed")
     await stage.stop()
     assert offered(broker) == [("put", 5), ("delete", 5), ("put", 2)]
     assert table_matches_changelog(stage, broker)
@@ -150,9 +152,8 @@ async def test_a_commit_failing_during_a_revoke_keeps_no_table_and_restarts():
     producer = FakeProducer(broker, auto=lambda topic: topic != CHANGELOG)
     stage, consumer = make_stage(broker, producer)
     put(broker, 1)
-    partition = partition_of(DOC.encode(), SETTINGS.partitions)
     await stage.start()
-    await until(lambda: stage.next_offset.get(partition) == 1, message="processed")
+    await until(lambda: stage.next_offset.get(PARTITION) == 1, message="processed")
     rebalance = asyncio.create_task(consumer.rebalance())
     await until(lambda: any(h.topic == CHANGELOG for h in producer.held), message="changelog sent")
     producer.fail(lambda h: h.topic == CHANGELOG, KafkaTimeoutError("broker gone"))
@@ -160,12 +161,12 @@ async def test_a_commit_failing_during_a_revoke_keeps_no_table_and_restarts():
     await rebalance
     await until(lambda: stage.restarts == 1, message="a restart")
     await until(lambda: stage.readiness() is None, message="ready again")
-    await until(lambda: stage.next_offset.get(partition) == 1, message="read again")
+    await until(lambda: stage.next_offset.get(PARTITION) == 1, message="read again")
     await stage.commit()
     assert table_matches_changelog(stage, broker)
     assert orjson.loads(broker.table(CHANGELOG)[DOC.encode()])["revision"] == 1
     put(broker, 2)
-    await until(lambda: stage.next_offset.get(partition) == 2, message="goes on")
+    await until(lambda: stage.next_offset.get(PARTITION) == 2, message="goes on")
     await stage.stop()
     assert table_matches_changelog(stage, broker)
     assert orjson.loads(broker.table(CHANGELOG)[DOC.encode()])["revision"] == 2
@@ -179,16 +180,15 @@ async def test_an_offset_commit_failing_during_a_revoke_keeps_the_table_and_read
     producer = FakeProducer(broker)
     stage, consumer = make_stage(broker, producer)
     put(broker, 1)
-    partition = partition_of(DOC.encode(), SETTINGS.partitions)
     await stage.start()
-    await until(lambda: stage.next_offset.get(partition) == 1, message="processed")
+    await until(lambda: stage.next_offset.get(PARTITION) == 1, message="processed")
     consumer.fail_commit = KafkaTimeoutError("rebalance in progress")
     await consumer.rebalance()
     consumer.fail_commit = None
     assert stage.readiness() is None and stage.restarts == 0
     assert table_matches_changelog(stage, broker)
     put(broker, 2)
-    await until(lambda: stage.next_offset.get(partition) == 2, message="goes on")
+    await until(lambda: stage.next_offset.get(PARTITION) == 2, message="goes on")
     await stage.stop()
     assert offered(broker) == [("put", 1), ("put", 2)]
     assert table_matches_changelog(stage, broker)
@@ -203,11 +203,10 @@ async def test_a_rebalance_callback_that_raises_restarts_the_stage():
     stage, consumer = make_stage(broker, producer, reader=lambda: FakeReader(
         broker, fail=lambda: failures.pop() if failures else None))
     put(broker, 1)
-    partition = partition_of(DOC.encode(), SETTINGS.partitions)
     await stage.start()
     await until(lambda: stage.restarts >= 1, message="a restart")
     await until(lambda: stage.readiness() is None, message="ready again")
-    await until(lambda: stage.next_offset.get(partition) == 1, message="processed")
+    await until(lambda: stage.next_offset.get(PARTITION) == 1, message="processed")
     assert failures == []
     await stage.stop()
     assert table_matches_changelog(stage, broker)
@@ -220,7 +219,6 @@ async def test_a_batch_fetched_across_a_rebalance_is_processed_once():
     broker = FakeBroker()
     producer = FakeProducer(broker)
     stage, consumer = make_stage(broker, producer)
-    partition = partition_of(DOC.encode(), SETTINGS.partitions)
     await stage.start()
     original = consumer.getmany
 
@@ -232,7 +230,7 @@ async def test_a_batch_fetched_across_a_rebalance_is_processed_once():
     consumer.getmany = rebalancing_getmany
     put(broker, 1)
     put(broker, 2)
-    await until(lambda: stage.next_offset.get(partition) == 2, message="both processed")
+    await until(lambda: stage.next_offset.get(PARTITION) == 2, message="both processed")
     await stage.stop()
     assert offered(broker) == [("put", 1), ("put", 2)]
 
@@ -245,7 +243,6 @@ async def test_a_record_the_broker_refuses_parks_its_message_after_a_restart(mon
     producer = FakeProducer(broker, auto=lambda topic: topic != DELIVERIES)
     stage, _ = make_stage(broker, producer)
     put(broker, 1)
-    partition = partition_of(DOC.encode(), SETTINGS.partitions)
     await stage.start()
     await until(lambda: any(h.topic == DELIVERIES for h in producer.held), message="offered")
     producer.fail(lambda h: h.topic == DELIVERIES, MessageSizeTooLargeError("too large"))
@@ -254,7 +251,7 @@ async def test_a_record_the_broker_refuses_parks_its_message_after_a_restart(mon
     await until(lambda: stage.restarts == 1, message="a restart")
     await until(lambda: stage.parked == 1, message="parked when read again")
     put(broker, 2)
-    await until(lambda: stage.next_offset.get(partition) == 2, message="goes on")
+    await until(lambda: stage.next_offset.get(PARTITION) == 2, message="goes on")
     await stage.stop()
     parked = broker.records("f.documents.rejected")
     assert [r.key for r in parked] == [DOC.encode()]
@@ -271,15 +268,11 @@ async def test_delete_marks_expire_after_delete_mark_ttl(monkeypatch, ttl, kept)
     monkeypatch.setattr(streams.changes, "EXPIRE_EVERY", 0.0)
     broker = FakeBroker()
     producer = FakeProducer(broker)
-    view = FakeView()
-    stage = Changes(Settings(partitions=2, topic_prefix="f", app_id="f", delete_mark_ttl=ttl), view)
-    consumer = FakeConsumer(broker, stage.group, stage.source, [0, 1])
-    stage.new_producer, stage.new_consumer = (lambda: producer), (lambda: consumer)
-    stage.new_reader = lambda: FakeReader(broker)
+    stage, _ = make_stage(broker, producer, settings=Settings(
+        partitions=2, topic_prefix="f", app_id="f", delete_mark_ttl=ttl))
     put(broker, 1), delete(broker)
-    partition = partition_of(DOC.encode(), SETTINGS.partitions)
     await stage.start()
-    await until(lambda: stage.next_offset.get(partition) == 2, message="processed")
+    await until(lambda: stage.next_offset.get(PARTITION) == 2, message="processed")
     put_other = "http://api.test/users/2"  # one more batch: the expiry runs before it
     broker.append(SOURCE, None, put_other.encode(), change_value("put", put_other, {"version": 1}))
     await until(lambda: stage.accepted == 3, message="the next batch")
