@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from app import local_kafka
-from tests.flare_process import FlareProcess, unique_name
+from tests.flare_process import FlareProcess, poll, unique_name
 
 
 @pytest.fixture(scope="session")
@@ -46,3 +46,19 @@ def flare(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory):
     process.start()
     yield process
     process.stop()
+
+
+@pytest.fixture
+def pair(flare_factory, tmp_path: Path):
+    """Two ready `flare start` processes sharing one app id and topic prefix."""
+    name = unique_name("pair")
+    a = flare_factory(app_id=name, prefix=name, data_dir=tmp_path / "a")
+    b = flare_factory(app_id=name, prefix=name, data_dir=tmp_path / "b")
+    a.start(wait_ready=False)
+    b.start(wait_ready=False)
+    a.wait_ready()
+    b.wait_ready()
+    # The second join rebalances the first: wait until both say ready at the same time.
+    poll(lambda: a.readyz().status_code == 200 and b.readyz().status_code == 200,
+         timeout=60, message="both processes ready")
+    return a, b

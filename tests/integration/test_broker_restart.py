@@ -11,53 +11,30 @@ from __future__ import annotations
 
 import pytest
 
-from app.local_kafka import LocalCluster
 from tests.flare_process import poll
-from tests.integration.delivery_support import SteadyPuts, new_resource, subscribe
-from tests.receiver import Receiver
+from tests.integration.own_cluster import puts_on_own_cluster
 
 pytestmark = pytest.mark.integration
 
 
 def test_flare_recovers_from_a_broker_restart_by_itself(flare_factory, tmp_path):
-    cluster = LocalCluster(tmp_path / "own-kafka", nodes=1)
-    bootstrap = cluster.start()
-    receiver = Receiver().up()
-    flare = writer = None
-    try:
-        flare = flare_factory(bootstrap=bootstrap).start()
-        rid, base = new_resource(flare)
-        subscribe(flare, rid, f"{receiver.url}/hook/{{id}}", retry={"initial": 0.2, "max": 1})
-        writer = SteadyPuts(flare.base_url, base, timeout=5.0)
-        writer.start()
-        accepted = writer.accepted
+    with puts_on_own_cluster(flare_factory, tmp_path / "own-kafka", nodes=1,
+                             put_timeout=5.0) as run:
+        flare, accepted = run.flare, run.writer.accepted
         poll(lambda: len(accepted) >= 50, timeout=60, message="changes flowing")
-        cluster.kill_node(1)  # SIGKILL, by its own PID
+        run.cluster.kill_node(1)  # SIGKILL, by its own PID
         poll(lambda: flare.readyz().status_code == 503, timeout=60, message="/readyz says 503")
         reason = flare.readyz().json()
         during = len(accepted)
-        cluster.restart_node(1)
+        run.cluster.restart_node(1)
         flare.wait_ready(timeout=180)
         poll(lambda: len(accepted) >= during + 50, timeout=120, message="changes flowing again")
-        writer.finish()
+        run.writer.finish()
         assert flare.alive()
-
-        def delivered() -> set[str]:
-            return {r.path for r in receiver.received()}
-
-        expected = {f"/hook/{doc}" for doc in accepted}
-        poll(lambda: expected <= delivered(), timeout=180, interval=0.5,
-             message=f"all {len(expected)} accepted documents delivered")
+        run.wait_delivered()
         for doc in list(accepted)[:: max(1, len(accepted) // 20)]:
-            assert flare.get(f"/documents/{base}/{doc}").status_code == 200
+            assert flare.get(f"/documents/{run.base}/{doc}").status_code == 200
         assert reason, "a 503 without a reason"
         # One line that Kafka is unreachable and one that it is back, not one per attempt.
         errors = [line for line in flare.log().splitlines() if " ERROR " in line]
         assert len(errors) < 20, "\n".join(errors[:40])
-    finally:
-        if writer is not None:
-            writer.halt.set()
-        receiver.down()
-        if flare is not None:
-            flare.stop()
-        cluster.stop()

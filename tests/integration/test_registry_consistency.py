@@ -121,19 +121,6 @@ def test_read_your_writes_on_one_process(flare):
 
 # -- two processes sharing app id and prefix ------------------------------------------
 
-@pytest.fixture
-def pair(flare_factory, tmp_path):
-    name = unique_name("pair")
-    a = flare_factory(app_id=name, prefix=name, data_dir=tmp_path / "a")
-    b = flare_factory(app_id=name, prefix=name, data_dir=tmp_path / "b")
-    a.start(wait_ready=False)
-    b.start(wait_ready=False)
-    a.wait_ready()
-    b.wait_ready()
-    # The second join rebalances the first: wait until both say ready at the same time.
-    poll(lambda: a.readyz().status_code == 200 and b.readyz().status_code == 200,
-         timeout=60, message="both processes ready")
-    return a, b
 
 
 def test_two_processes(pair):

@@ -31,18 +31,6 @@ def sub_body(url: str) -> dict:
     return {"endpoint": {"url": url, "method": "post"}, "delivery": {"success": [200], "discard": [500]}}
 
 
-@pytest.fixture
-def pair(flare_factory, tmp_path):
-    name = unique_name("takeover")
-    a = flare_factory(app_id=name, prefix=name, data_dir=tmp_path / "a")
-    b = flare_factory(app_id=name, prefix=name, data_dir=tmp_path / "b")
-    a.start(wait_ready=False)
-    b.start(wait_ready=False)
-    a.wait_ready()
-    b.wait_ready()
-    poll(lambda: a.readyz().status_code == 200 and b.readyz().status_code == 200,
-         timeout=60, message="both processes ready")
-    return a, b
 
 
 async def test_decider_killed_while_commands_are_in_flight(pair):
