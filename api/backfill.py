@@ -16,11 +16,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from api.documents import FORWARDED, internal_headers
 from api.responses import json_response
 from streams.backfill import backfill_local
 from tables.errors import FlareError
 
-FORWARDED = "x-flare-forwarded"
 
 
 def _check(request: Request) -> tuple[str, str]:
@@ -38,10 +38,8 @@ def _check(request: Request) -> tuple[str, str]:
 
 async def _ask(request: Request, host: str) -> dict:
     runtime = request.app.state.runtime
-    headers = {FORWARDED: "1"}
-    if runtime.settings.api_tokens:
-        headers["authorization"] = f"Bearer {runtime.settings.api_tokens[0]}"
-    answer = await runtime.http.post(f"{host}{request.url.path}", headers=headers)
+    answer = await runtime.http.post(f"{host}{request.url.path}",
+                                     headers=internal_headers(runtime.settings))
     if answer.status_code != 200:
         raise RuntimeError(f"answered {answer.status_code}: {answer.text[:200]}")
     return answer.json()

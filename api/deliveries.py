@@ -16,11 +16,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from api.documents import internal_headers
+from api.documents import FORWARDED, internal_headers
 from api.responses import json_response
 from tables.errors import FlareError
 
-FORWARDED = "x-flare-forwarded"
 STATES = ("pending", "dead")
 
 
