@@ -108,7 +108,8 @@ class RuntimeCollector(Collector):
         yield accepted
 
         records = GaugeMetricFamily("flare_table_records",
-                                    "Records in the tables of the partitions this process owns.",
+                                    "Records in the tables of the partitions this process owns"
+                                    " (RocksDB's estimate with table_store = rocksdb).",
                                     labels=["table"])
         ready = GaugeMetricFamily("flare_stage_ready", "1 when the stage has joined its group"
                                   " and read its table.", labels=["stage"])
@@ -122,6 +123,10 @@ class RuntimeCollector(Collector):
         parked = CounterMetricFamily("flare_stage_parked", "Messages a stage could not"
                                      " handle and parked with their reason (invariant 6).",
                                      labels=["stage"])
+        recovered = CounterMetricFamily(
+            "flare_stage_changelog_read", "Changelog records read to recover tables since this"
+            " process started (with local stores kept, only the changelog's tail).",
+            labels=["stage"])
         table_names = {"changes": "documents", "dispatcher": "deliveries"}
         for name, stage in stages:
             tables = getattr(stage, "tables", {})
@@ -131,7 +136,8 @@ class RuntimeCollector(Collector):
             restarts.add_metric([name], stage.restarts)
             rebalances.add_metric([name], stage.rebalances)
             parked.add_metric([name], stage.parked)
-        yield from (records, ready, failed, restarts, rebalances, parked)
+            recovered.add_metric([name], getattr(stage, "changelog_read", 0))
+        yield from (records, ready, failed, restarts, rebalances, parked, recovered)
 
         dispatcher = getattr(self.runtime, "dispatcher", None)
         if dispatcher is not None:
@@ -166,7 +172,7 @@ def delivery_counts(tables: dict[int, dict[bytes, bytes]]) -> tuple[int, int]:
     last key; tests/unit/test_metrics.py holds this to the record's shape)."""
     pending = dead = 0
     for table in list(tables.values()):
-        for value in list(table.values()):
+        for _, value in table.items():
             at = value.find(_PENDING)
             if at < 0 or value.startswith(b"null", at + len(_PENDING)):
                 continue

@@ -16,6 +16,7 @@ from typing import Any, Mapping
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
+TABLE_STORES = ("rocksdb", "memory")
 #: Room around a document body in the records that carry it (see ``max_record_bytes``);
 #: URLs are at most a few KiB (tables/limits.py).
 RECORD_OVERHEAD = 64 * 1024
@@ -47,10 +48,22 @@ class Settings:
     #: min.insync.replicas of Flare's topics: how many replicas an acks=all write needs
     #: (0: one less than replication_factor, at least 1 — 2 on a 3-broker cluster).
     min_insync_replicas: int = 0
-    #: Local files of the stream processor: kept for local table stores (DESIGN.md); nothing
-    #: is written there today, the tables are read again from their changelog topics at
-    #: each start (docs/architecture.md).
+    #: Local files of the stream processor: the table stores, under
+    #: ``<data_dir>/<app id>/<host>_<port>/`` (streams/store.py). Losing them costs a
+    #: rebuild from the changelog topics, nothing else.
     data_dir: str = "var/data"
+    #: Where the stages keep their tables: ``rocksdb`` (on disk, a restart reads only the
+    #: changelog's tail, memory bounded by the caches below) or ``memory`` (every start
+    #: reads the whole changelog; for tests and small tables).
+    table_store: str = "rocksdb"
+    #: RocksDB block cache shared by every store of the process, in bytes.
+    store_cache_bytes: int = 128 * 1024 * 1024
+    #: RocksDB memtables of every store of the process together, in bytes.
+    store_write_buffer_bytes: int = 64 * 1024 * 1024
+    #: Seconds after which a store that was not kept up to date is rebuilt rather than
+    #: caught up: under the changelogs' ``delete.retention.ms`` (a day), after which Kafka
+    #: may have dropped tombstones the store never saw.
+    store_max_age: float = 12 * 3600.0
     log_level: str = "info"
     #: Consumer group session timeout in seconds (Kafka's 45 s default notices a dead
     #: process slowly: the registry's deciding group waits that long before a takeover).
@@ -89,6 +102,13 @@ class Settings:
                               "(or 0: replication_factor - 1)")
         if self.delivery_concurrency < 1:
             raise ConfigError("delivery_concurrency must be at least 1")
+        if self.table_store not in TABLE_STORES:
+            raise ConfigError(f"table_store must be one of {', '.join(TABLE_STORES)}, not {self.table_store!r}")
+        if self.store_cache_bytes < 1 << 20 or self.store_write_buffer_bytes < 4 << 20:
+            raise ConfigError("store_cache_bytes must be at least 1 MiB and "
+                              "store_write_buffer_bytes at least 4 MiB")
+        if self.store_max_age <= 0:
+            raise ConfigError("store_max_age must be positive")
         if self.delete_mark_ttl <= 0:
             raise ConfigError("delete_mark_ttl must be positive")
         if self.session_timeout <= 0 or self.delivery_timeout <= 0:

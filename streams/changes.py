@@ -72,6 +72,7 @@ class Changes(Stage):
         #: resource's documents go), and the registry index they were read from
         self._resources_seen: set[str] = set()
         self._index_seen: object = None
+        self._purging: asyncio.Task | None = None
 
     async def process(self, message: Any, table: Table) -> None:
         """Steps: wait for the registry the change was accepted against; decide (pure);
@@ -165,36 +166,68 @@ class Changes(Stage):
         # resource the (caught up) view no longer has.
         self._index_seen = self.view.resource_index()
         self._resources_seen = set(self.view.resources)
-        await self._purge(None)
+        # In the background: a whole table is read, which at millions of documents would
+        # hold up readiness for seconds; records of unknown resources are no documents
+        # meanwhile (tables/documents.py apply, the API's reads).
+        self._stop_purge()
+        self._purging = asyncio.create_task(self._purge_unknown(), name="flare-purge")
+
+    async def _close(self) -> None:
+        self._stop_purge()
+        await super()._close()
+
+    async def stop(self) -> None:
+        self._stop_purge()
+        await super().stop()
+
+    def _stop_purge(self) -> None:
+        if self._purging is not None:
+            self._purging.cancel()
+            self._purging = None
+
+    async def _purge_unknown(self) -> None:
+        """Drop every record whose resource the view does not have, a chunk at a time,
+        each checked again under the stage's lock before it is dropped."""
+        known, dropped = self._resources_seen, 0
+        try:
+            async for partition, chunk in self.scan():
+                doomed = [key for key, value in chunk if _resource_of(value) not in known]
+                if not doomed:
+                    continue
+                async with self._lock:
+                    table = self.tables.get(partition)
+                    for key in doomed:
+                        value = None if table is None else table.get(key)
+                        if value is not None and _resource_of(value) not in self._resources_seen:
+                            await self.write(partition, key, None)
+                            dropped += 1
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a table closed under it (a failure restarts the stage)
+            self.log.info("the purge of unknown resources stopped: %r", exc)
+        if dropped:
+            self.log.info("dropped %d documents of deleted resources", dropped)
 
     async def _expire_marks(self, before: float) -> None:
         """Drop the marks of documents deleted before ``before`` (Unix seconds): bounded
         growth (``delete_mark_ttl``)."""
         dropped = 0
-        for partition, table in list(self.tables.items()):
-            for n, (key, value) in enumerate(list(table.items()), 1):
+        async for partition, chunk in self.scan():
+            for key, value in chunk:
                 if value.startswith(MARK) and orjson.loads(value)["updatedAt"] < before:
                     await self.write(partition, key, None)
                     dropped += 1
-                if n % 10_000 == 0:
-                    await asyncio.sleep(0)
         if dropped:
             self.log.info("dropped %d delete marks older than delete_mark_ttl", dropped)
 
-    async def _purge(self, gone: set[str] | None) -> None:
-        """Drop the records of deleted resources (``gone``; None: any unknown resource)."""
-        known = self._resources_seen
-
-        def doomed_resource(value: bytes) -> bool:
-            resource = _resource_of(value)
-            return resource in gone if gone is not None else resource not in known
-
+    async def _purge(self, gone: set[str]) -> None:
+        """Drop the records of deleted resources (with the stage's lock held)."""
         dropped = 0
-        for partition, table in list(self.tables.items()):
-            doomed = [key for key, value in table.items() if doomed_resource(value)]
-            for key in doomed:
-                await self.write(partition, key, None)
-            dropped += len(doomed)
+        async for partition, chunk in self.scan():
+            for key, value in chunk:
+                if _resource_of(value) in gone:
+                    await self.write(partition, key, None)
+                    dropped += 1
         if dropped:
             self.log.info("dropped %d documents of deleted resources", dropped)
 

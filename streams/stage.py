@@ -31,10 +31,13 @@ Here the work per message is shared across a batch and the commit is ours:
   recovering a table) stops the loop: the stage closes its clients (leaving the group, so
   the partitions go to others at once), waits with a backoff and starts again from the
   last commit. ``/readyz`` says why meanwhile;
-- the table lives in a compacted changelog topic, partitioned like the source, rebuilt
-  for each partition this process is given, and kept across a rebalance that gives the
-  partition back unchanged (the changelog ends where this process last wrote it, and the
-  last commit succeeded);
+- the table lives in a compacted changelog topic, partitioned like the source, and in a
+  local store per partition (streams/store.py: RocksDB on disk, holding the changelog up
+  to a checkpoint that each commit moves, after step 2). A partition this process is
+  given reads only the changelog after its store's checkpoint (all of it when the store
+  is missing, unreadable or too old); a partition given back unchanged across a
+  rebalance (the changelog ends where this process last wrote it, and the last commit
+  succeeded) reads nothing;
 - the group's assignor (streams/ownership.py) tells every member which process owns each
   partition, so the API can ask the owner.
 """
@@ -47,6 +50,7 @@ import contextvars
 import functools
 import logging
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -57,6 +61,7 @@ from aiokafka.partitioner import murmur2
 
 from app.config import Settings
 from streams.ownership import OwnershipAssignor
+from streams.store import DiskTable, MemoryTable, StoreOptions, Stores, process_dir
 
 #: Seconds between commits (each waits for the acknowledgement of what was produced).
 COMMIT_INTERVAL = 1.0
@@ -85,10 +90,17 @@ Origin = tuple[int, int]
 #: loop is in the middle of a message, and their writes are not that message's.
 _ORIGIN: contextvars.ContextVar[Origin | None] = contextvars.ContextVar("origin", default=None)
 
-#: key → its record as JSON. Bytes, not dicts: the garbage collector does not track bytes,
-#: and with tens of thousands of dict records each full collection took 50-65 ms of the
-#: event loop (seen in the latency benchmark's p99); the changelog needs the bytes anyway.
-Table = dict[bytes, bytes]
+#: A partition's table: key → its record as JSON (streams/store.py). Bytes, not dicts:
+#: the garbage collector does not track bytes (with tens of thousands of dict records each
+#: full collection took 50-65 ms of the event loop), and the changelog and RocksDB need
+#: the bytes anyway.
+Table = DiskTable | MemoryTable
+
+
+@functools.lru_cache(maxsize=None)
+def store_options(cache_bytes: int, write_buffer_bytes: int) -> StoreOptions:
+    """One set of RocksDB caches per process, whatever the number of stages and stores."""
+    return StoreOptions(cache_bytes, write_buffer_bytes)
 
 
 def decode(value: bytes | None) -> dict[str, Any] | None:
@@ -158,8 +170,17 @@ class Stage(ConsumerRebalanceListener):
         self.changelog = changelog
         self.log = logging.getLogger(f"flare.{self.label}")
         self.assignor = OwnershipAssignor(source, settings.canonical_url)
-        #: partition → {key → record as JSON}: the partitions this process owns
+        #: partition → its table: the partitions this process owns
         self.tables: dict[int, Table] = {}
+        self.stores = Stores(
+            settings.table_store,
+            process_dir(settings.data_dir, settings.app_id, settings.canonical_url),
+            changelog,
+            None if settings.table_store == "memory" else
+            store_options(settings.store_cache_bytes, settings.store_write_buffer_bytes))
+        #: changelog records read to recover tables since start (a restart with its
+        #: stores kept reads only the tail)
+        self.changelog_read = 0
         #: the source topic's partition count (read from the broker once assigned)
         self.partitions = settings.partitions
         self.ready = asyncio.Event()
@@ -236,6 +257,7 @@ class Stage(ConsumerRebalanceListener):
         """A group-less consumer that reads changelogs."""
         return AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap,
                                 enable_auto_commit=False, group_id=None,
+                                auto_offset_reset="earliest",
                                 max_partition_fetch_bytes=FETCH_BYTES)
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -263,7 +285,9 @@ class Stage(ConsumerRebalanceListener):
                 with contextlib.suppress(Exception):
                     await client.stop()
         self._consumer = self.producer = None
-        # What was not committed is read again, so nothing of it may be kept.
+        # What was not committed is read again, so nothing of it may be kept (a store
+        # keeps only what its checkpoint covers).
+        self._close_tables(self.tables)
         self.tables, self._changelog_next, self.next_offset = {}, {}, {}
         self._pending, self._dirty, self._positions = [], {}, {}
         self._broken = None
@@ -309,6 +333,15 @@ class Stage(ConsumerRebalanceListener):
             if client is not None:
                 with contextlib.suppress(Exception):
                     await client.stop()
+        self._close_tables(self.tables)
+        self.tables = {}
+
+    def _close_tables(self, tables: dict[int, Table]) -> None:
+        for table in tables.values():
+            try:
+                table.close()
+            except Exception as exc:  # the next start rebuilds what it cannot read
+                self.log.warning("closing a %s store failed: %r", self.label, exc)
 
     def readiness(self) -> str | None:
         """None when ready, else why not."""
@@ -392,10 +425,7 @@ class Stage(ConsumerRebalanceListener):
         table = self.tables.get(partition)
         if table is None:
             return  # the partition went to another process; it decides from now on
-        if value is None:
-            table.pop(key, None)
-        else:
-            table[key] = value
+        table.put(key, value)
         if self.buffer_changelog:
             self._dirty[(partition, key)] = (value, _ORIGIN.get())
         else:
@@ -431,16 +461,19 @@ class Stage(ConsumerRebalanceListener):
             await running
         await self._commit(*self._take())
 
-    def _take(self) -> tuple[dict[TopicPartition, int], dict, list]:
-        """What the next commit covers: the positions processed so far, and the records
-        produced (or buffered) for them."""
+    def _take(self) -> tuple[dict[TopicPartition, int], dict, list, dict[int, Table]]:
+        """What the next commit covers: the positions processed so far, the records
+        produced (or buffered) for them, and the tables whose writes it flushes."""
         positions, self._positions = self._positions, {}
         dirty, self._dirty = self._dirty, {}
         pending, self._pending = self._pending, []
-        return positions, dirty, pending
+        tables = dict(self.tables)
+        for table in tables.values():
+            table.take()
+        return positions, dirty, pending, tables
 
     async def _commit(self, positions: dict[TopicPartition, int], dirty: dict,
-                      pending: list) -> None:
+                      pending: list, tables: dict[int, Table]) -> None:
         """Steps 1-3 of the module docstring. A producer failure raises: the records of
         these positions may be missing, so nothing is committed and the stage restarts."""
         # Step 1
@@ -452,6 +485,10 @@ class Stage(ConsumerRebalanceListener):
             if n % YIELD_EVERY == 0:
                 await asyncio.sleep(0)
         await self._acknowledged(written)
+        # The stores now hold the changelog up to where it is acknowledged.
+        for partition, table in tables.items():
+            if self.tables.get(partition) is table and partition in self._changelog_next:
+                table.flush(self._changelog_next[partition])
         # Step 3
         if positions and self._consumer is not None:
             owned = self._consumer.assignment()
@@ -509,13 +546,15 @@ class Stage(ConsumerRebalanceListener):
                     self.log.warning("reading the %s changelog failed (try %d of %d): %r",
                                      self.label, attempt, RECOVER_TRIES, exc)
                     if attempt == RECOVER_TRIES:
+                        self._close_tables(self.tables)
                         self.tables, self._changelog_next = {}, {}
                         self._broken = exc  # the loop raises it: the stage restarts
                         return
                     await asyncio.sleep(attempt * RECOVER_BACKOFF)
             self.next_offset = {p: offset for p, offset in self.next_offset.items() if p in mine}
-            self.log.info("%s partitions %s (%d kept, %d read from the changelog)",
-                          self.source, mine, kept, len(mine) - kept)
+            self.log.info("%s partitions %s (%d kept, %d recovered; %d changelog records "
+                          "read since start)", self.source, mine, kept, len(mine) - kept,
+                          self.changelog_read)
             try:
                 await self.on_tables([TopicPartition(self.source, p) for p in mine])
             except Exception as exc:
@@ -526,45 +565,95 @@ class Stage(ConsumerRebalanceListener):
             self.ready.set()
 
     async def _recover(self, partitions: list[int]) -> int:
-        """Rebuild the table of each newly owned partition from its changelog; return how
-        many were kept as they were."""
+        """Make the table of each newly owned partition hold its whole changelog: a table
+        held since this process wrote the changelog's end is kept; a store reads the
+        changelog after its checkpoint; anything else is rebuilt from the start. Return
+        how many tables were kept as they were."""
         tps = [TopicPartition(self.changelog, p) for p in partitions]
         reader = self.new_reader()
         await reader.start()
         try:
             ends = await reader.end_offsets(tps) if tps else {}
-            stale = []
+            held, self.tables = self.tables, {}
             tables: dict[int, Table] = {}
-            for tp in tps:
-                held = self.tables.get(tp.partition)
-                if held is not None and self._changelog_next.get(tp.partition, 0) == ends[tp]:
-                    tables[tp.partition] = held
-                else:
-                    tables[tp.partition] = {}
-                    stale.append(tp)
+            starts: dict[TopicPartition, int] = {}
+            kept = 0
+            try:
+                for tp in tps:
+                    table = held.pop(tp.partition, None)
+                    if table is not None and self._changelog_next.get(tp.partition, 0) == ends[tp]:
+                        tables[tp.partition] = table
+                        kept += 1
+                        continue
+                    if table is not None:
+                        table.close()
                     # Processed positions belong to the table that is dropped.
                     self.next_offset.pop(tp.partition, None)
-            if stale:
-                reader.assign(stale)
-                await reader.seek_to_beginning(*stale)
-                remaining = {tp for tp in stale if ends[tp] > 0}
-                while remaining:
-                    fetched = await reader.getmany(*remaining, timeout_ms=500, max_records=10_000)
-                    for tp, records in fetched.items():
-                        table = tables[tp.partition]
-                        for record in records:
-                            if record.value is None:
-                                table.pop(record.key, None)
-                            else:
-                                table[record.key] = record.value
-                    for tp in list(remaining):
-                        if await reader.position(tp) >= ends[tp]:
-                            remaining.discard(tp)
+                    table = tables[tp.partition] = self.stores.open(tp.partition)
+                    start = self._checkpoint(table, tp, ends[tp])
+                    if start < ends[tp]:
+                        starts[tp] = start
+                self._close_tables(held)  # partitions that went to others: kept on disk
+                await self._read_changelog(reader, tables, starts, ends)
+            except BaseException:
+                self._close_tables(tables)
+                raise
             self.tables = tables
             self._changelog_next = {tp.partition: ends[tp] for tp in tps}
-            return len(tps) - len(stale)
+            return kept
         finally:
             await reader.stop()
+
+    def _checkpoint(self, table: Table, tp: TopicPartition, end: int) -> int:
+        """Where to read ``tp`` from for ``table``: its checkpoint when the store can be
+        trusted, else 0 (the store wiped)."""
+        found = table.checkpoint()
+        if found is None:  # a new store, or one whose first load did not finish
+            table.wipe()
+            return 0
+        offset, written_at = found
+        why = None
+        if offset > end:
+            why = f"its checkpoint {offset} is past the changelog's end {end}"
+        elif time.time() - written_at > self.settings.store_max_age:
+            why = "it is older than store_max_age"
+        if why is None:
+            return offset
+        self.log.info("rebuilding the %s store of %s from the changelog: %s",
+                      self.label, tp, why)
+        table.wipe()
+        return 0
+
+    async def _read_changelog(self, reader: Any, tables: dict[int, Table],
+                              starts: dict[TopicPartition, int],
+                              ends: dict[TopicPartition, int]) -> None:
+        """Read each changelog partition from its start to its end into its table."""
+        if not starts:
+            return
+        reader.assign(list(starts))
+        for tp, offset in starts.items():
+            reader.seek(tp, offset)
+        remaining = set(starts)
+        while remaining:
+            fetched = await reader.getmany(*remaining, timeout_ms=500, max_records=10_000)
+            for tp, records in fetched.items():
+                tables[tp.partition].load((record.key, record.value) for record in records)
+                self.changelog_read += len(records)
+            for tp in list(remaining):
+                if await reader.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+        for tp in starts:
+            tables[tp.partition].flush(ends[tp])
+
+    async def scan(self) -> AsyncIterator[tuple[int, list[tuple[bytes, bytes]]]]:
+        """Every record of the owned tables as (partition, chunk of records), yielding to
+        the event loop between chunks; a table given up meanwhile ends its part."""
+        for partition, table in list(self.tables.items()):
+            for chunk in table.chunks():
+                if self.tables.get(partition) is not table:
+                    break
+                yield partition, chunk
+                await asyncio.sleep(0)
 
     # -- reads for the API -------------------------------------------------------------
     def lag(self) -> dict[int, int]:

@@ -238,6 +238,9 @@ class FakeReader:
         for tp in tps:
             self.positions[tp] = 0
 
+    def seek(self, tp, offset: int) -> None:
+        self.positions[tp] = offset
+
     async def getmany(self, *tps, timeout_ms: int = 0, max_records: int | None = None):
         batch = {}
         for tp in tps:

@@ -92,21 +92,32 @@ def offered(broker: FakeBroker) -> list[tuple[str, int]]:
 
 
 def table_matches_changelog(stage: Changes, broker: FakeBroker) -> bool:
-    held = {key: value for table in stage.tables.values() for key, value in table.items()}
+    """The stage's tables, or after it stopped its stores on disk, hold the changelog."""
+    opened = {} if stage.tables else {p: stage.stores.open(p) for p in (0, 1)}
+    try:
+        held = {key: value for table in (stage.tables or opened).values()
+                for key, value in table.items()}
+    finally:
+        for table in opened.values():
+            table.close()
     return held == broker.table(CHANGELOG)
 
 
 async def kill(stage: Changes, producer: FakeProducer) -> None:
-    """A SIGKILL: the loop ends where it is, unacknowledged records are gone, no commit."""
+    """A SIGKILL: the loop ends where it is, unacknowledged records are gone, no commit;
+    the stores keep what their last flush wrote (the OS releases their locks)."""
     producer.crash()
     for task in (stage._committing, stage._task):
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+    for table in stage.tables.values():
+        table.close()
 
 
 @pytest.fixture(autouse=True)
-def fast(monkeypatch):
+def fast(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # each test's stores (Settings.data_dir is relative)
     monkeypatch.setattr(streams.stage, "COMMIT_INTERVAL", 3600.0)  # tests commit explicitly
     monkeypatch.setattr(streams.stage, "RESTART_INITIAL", 0.01)
     monkeypatch.setattr(streams.stage, "RECOVER_BACKOFF", 0.01)

@@ -1,0 +1,301 @@
+"""Where a stage's table lives: one store per owned partition, on disk (RocksDB through
+rocksdict, the default) or in memory (``table_store = "memory"``), behind one interface.
+
+A store on disk holds exactly the changelog up to its checkpoint, like Kafka Streams'
+``.checkpoint``: the stage's writes wait in memory (``pending``) until the commit has
+written them to the changelog and the broker acknowledged them; then they go into RocksDB
+in one write batch together with the changelog offset they reach (:meth:`DiskTable.flush`).
+So whatever kills the process, the store is a prefix of the changelog, and a restart
+reads only the changelog after the checkpoint (streams/stage.py ``_recover``). RocksDB's
+write-ahead log is on, not synced: a SIGKILL loses nothing the OS has (a batch is in the
+log when ``write`` returns); a machine crash may lose the last batches, which leaves again
+a prefix with its own, older checkpoint.
+
+A store is rebuilt from the whole changelog when it is missing, unreadable, its
+checkpoint is past the changelog's end (a changelog deleted and created again), or older
+than ``store_max_age``: a compacted changelog drops its tombstones after the topic's
+``delete.retention.ms`` (a day by default), and a store that slept longer could miss one.
+
+Memory stays bounded by RocksDB's caches (shared by every store of the process) and the
+writes of about one commit interval, not by the table's size.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import struct
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+#: Keys under this prefix are the store's own (the checkpoint), never a table key: table
+#: keys are document URLs or ``<subscription id>|<URL>``, which start with a printable byte.
+META = b"\x00"
+CHECKPOINT = META + b"checkpoint"
+#: What follows the metadata in key order: where a scan of the table's keys starts.
+FIRST_KEY = b"\x01"
+#: Tables up to this many records (by RocksDB's estimate) are counted exactly.
+EXACT_COUNT_BELOW = 50_000
+#: Records per chunk of a scan (a stage yields to the event loop between chunks).
+SCAN_CHUNK = 10_000
+
+#: A write not yet in the store: a value, or None for a delete.
+Writes = dict[bytes, "bytes | None"]
+
+
+class MemoryTable:
+    """A partition's table as a dict: nothing survives the process; every start reads the
+    whole changelog. For tests and small tables (``table_store = "memory"``)."""
+
+    def __init__(self) -> None:
+        self._data: dict[bytes, bytes] = {}
+
+    def get(self, key: bytes) -> bytes | None:
+        return self._data.get(key)
+
+    def put(self, key: bytes, value: bytes | None) -> None:
+        if value is None:
+            self._data.pop(key, None)
+        else:
+            self._data[key] = value
+
+    def items(self) -> Iterator[tuple[bytes, bytes]]:
+        return iter(list(self._data.items()))
+
+    def chunks(self, n: int = SCAN_CHUNK) -> Iterator[list[tuple[bytes, bytes]]]:
+        snapshot = list(self._data.items())
+        for at in range(0, len(snapshot), n):
+            yield snapshot[at:at + n]
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    # The commit's hooks: a dict has nothing to flush.
+    def take(self) -> None:
+        pass
+
+    def flush(self, changelog_next: int) -> None:
+        pass
+
+    def load(self, records: Iterable[tuple[bytes, bytes | None]]) -> None:
+        for key, value in records:
+            self.put(key, value)
+
+    def checkpoint(self) -> tuple[int, float] | None:
+        return None
+
+    def wipe(self) -> None:
+        self._data.clear()
+
+    def close(self) -> None:
+        pass
+
+
+class DiskTable:
+    """A partition's table in its own RocksDB store (see the module docstring)."""
+
+    def __init__(self, path: Path, options: "StoreOptions") -> None:
+        self.path = path
+        self._options = options
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = options.open(path)
+        #: writes since the last commit took them; then the ones the running commit took
+        self.pending: Writes = {}
+        self.flushing: Writes = {}
+
+    # -- reads (the writes not yet flushed first) --------------------------------------
+    def get(self, key: bytes) -> bytes | None:
+        if key in self.pending:
+            return self.pending[key]
+        if key in self.flushing:
+            return self.flushing[key]
+        return self._db.get(key)
+
+    def _overlay(self) -> Writes:
+        if not self.flushing:
+            return self.pending
+        merged = dict(self.flushing)
+        merged.update(self.pending)
+        return merged
+
+    def chunk(self, after: bytes | None, n: int = SCAN_CHUNK) -> list[tuple[bytes, bytes]]:
+        """Up to ``n`` records with keys after ``after`` (None: from the first), in key
+        order, as the table says now. Scans hold no iterator across an await."""
+        overlay = self._overlay()
+        found: list[tuple[bytes, bytes]] = []
+        it = self._db.iter()
+        if after is None:
+            it.seek(FIRST_KEY)
+        else:
+            it.seek(after)
+            if it.valid() and it.key() == after:
+                it.next()
+        last = None
+        while it.valid() and len(found) < n:
+            key = it.key()
+            last = key
+            value = overlay.get(key, b"") if key in overlay else it.value()
+            if value:
+                found.append((key, value))
+            it.next()
+        exhausted = not it.valid()
+        del it
+        # Keys written since the last flush that the store does not have yet.
+        extra = [(k, v) for k, v in overlay.items() if v is not None
+                 and (after is None or k > after) and (exhausted or last is None or k < last)
+                 and self._db.get(k) is None]
+        if extra:
+            found.extend(extra)
+            found.sort()
+            found = found[:n]  # the next chunk starts after the last one returned
+        return found
+
+    def chunks(self, n: int = SCAN_CHUNK) -> Iterator[list[tuple[bytes, bytes]]]:
+        """Every record, ``n`` at a time; no RocksDB iterator is held between two chunks,
+        so the caller may await (and the table change) in between."""
+        after = None
+        while True:
+            chunk = self.chunk(after, n)
+            if not chunk:
+                return
+            yield chunk
+            after = chunk[-1][0]
+
+    def items(self) -> Iterator[tuple[bytes, bytes]]:
+        """Every record, as the table says now."""
+        for chunk in self.chunks():
+            yield from chunk
+
+    def __len__(self) -> int:
+        """Records in the table: counted when there are few, else RocksDB's estimate
+        (a gauge's precision; counting millions would read them all)."""
+        estimate = self._db.property_int_value("rocksdb.estimate-num-keys") or 0
+        if estimate <= EXACT_COUNT_BELOW:
+            return sum(len(chunk) for chunk in self.chunks())
+        for key, value in self._overlay().items():
+            stored = self._db.get(key) is not None
+            estimate += (value is not None and not stored) - (value is None and stored)
+        return max(0, estimate)
+
+    # -- writes ------------------------------------------------------------------------
+    def put(self, key: bytes, value: bytes | None) -> None:
+        self.pending[key] = value
+
+    def take(self) -> None:
+        """A commit starts: the writes so far are the ones it flushes."""
+        if self.flushing:  # a commit that did not flush (it failed): keep its writes
+            self.flushing.update(self.pending)
+        else:
+            self.flushing = self.pending
+        self.pending = {}
+
+    def flush(self, changelog_next: int) -> None:
+        """The commit's changelog records are acknowledged up to ``changelog_next``: the
+        writes it took go into RocksDB with that checkpoint, in one batch."""
+        batch = self._options.batch()
+        for key, value in self.flushing.items():
+            if value is None:
+                batch.delete(key)
+            else:
+                batch.put(key, value)
+        batch.put(CHECKPOINT, _checkpoint_value(changelog_next))
+        self._db.write(batch)
+        self.flushing = {}
+
+    def load(self, records: Iterable[tuple[bytes, bytes | None]]) -> None:
+        """Changelog records read while recovering, straight into the store (the
+        checkpoint follows with :meth:`flush` once the whole tail is read)."""
+        batch = self._options.batch()
+        for key, value in records:
+            if value is None:
+                batch.delete(key)
+            else:
+                batch.put(key, value)
+        self._db.write(batch)
+
+    def checkpoint(self) -> tuple[int, float] | None:
+        """(changelog offset the store holds up to, when it was written), or None."""
+        value = self._db.get(CHECKPOINT)
+        if value is None or len(value) != 16:
+            return None
+        offset, at = struct.unpack(">qd", value)
+        return offset, at
+
+    def wipe(self) -> None:
+        """Drop everything: the store is rebuilt from the changelog."""
+        self.close()
+        self._options.destroy(self.path)
+        self._db = self._options.open(self.path)
+        self.pending, self.flushing = {}, {}
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+
+def _checkpoint_value(offset: int) -> bytes:
+    return struct.pack(">qd", offset, time.time())
+
+
+class StoreOptions:
+    """RocksDB settings shared by every store of one process: one block cache and one
+    write-buffer budget for all of them, so memory does not grow with partitions."""
+
+    def __init__(self, cache_bytes: int, write_buffer_bytes: int) -> None:
+        from rocksdict import (BlockBasedOptions, Cache, Options, WriteBufferManager,
+                               WriteOptions)
+        cache = Cache(cache_bytes)
+        table = BlockBasedOptions()
+        table.set_block_cache(cache)
+        table.set_cache_index_and_filter_blocks(True)
+        table.set_bloom_filter(10, False)
+        self._options = Options(raw_mode=True)
+        self._options.create_if_missing(True)
+        self._options.set_block_based_table_factory(table)
+        self._options.set_write_buffer_size(max(1 << 20, write_buffer_bytes // 4))
+        self._options.set_write_buffer_manager(
+            WriteBufferManager.new_write_buffer_manager_with_cache(write_buffer_bytes, False, cache))
+        self._write = WriteOptions()  # write-ahead log on, no fsync (module docstring)
+
+    def open(self, path: Path):
+        from rocksdict import Rdict
+        try:
+            db = Rdict(str(path), self._options)
+        except Exception:
+            # Unreadable (a torn write, another version's files): start it again.
+            self.destroy(path)
+            db = Rdict(str(path), self._options)
+        db.set_write_options(self._write)
+        return db
+
+    def batch(self):
+        from rocksdict import WriteBatch
+        return WriteBatch(raw_mode=True)
+
+    def destroy(self, path: Path) -> None:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+class Stores:
+    """The stores of one stage in one process: ``<data_dir>/<app id>/<process>/<changelog>
+    /<partition>``. The process part (its host and port) keeps two processes on one machine
+    out of each other's stores, and finds a process's own stores when it starts again."""
+
+    def __init__(self, kind: str, root: Path, changelog: str,
+                 options: StoreOptions | None) -> None:
+        self.kind = kind
+        self.root = root / changelog
+        self._options = options
+
+    def open(self, partition: int) -> MemoryTable | DiskTable:
+        if self.kind == "memory" or self._options is None:
+            return MemoryTable()
+        return DiskTable(self.root / str(partition), self._options)
+
+
+def process_dir(data_dir: str, app_id: str, canonical_url: str) -> Path:
+    """Where one process keeps its stores (see :class:`Stores`)."""
+    process = re.sub(r"[^A-Za-z0-9.-]+", "_", canonical_url.split("://", 1)[-1]).strip("_")
+    return Path(data_dir) / app_id / process

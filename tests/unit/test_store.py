@@ -1,0 +1,198 @@
+"""Tables on disk (streams/store.py) and what a stage reads to recover them (issue 12).
+
+The store is a RocksDB database in a temporary directory (real, not a fake); the Kafka
+clients are the in-memory ones of tests/stage_fakes.py, so the tests can count exactly
+which changelog records a restart reads.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from aiokafka import TopicPartition
+
+import streams.stage
+from app.config import Settings
+from streams.store import DiskTable, MemoryTable, StoreOptions
+from tables.documents import change_value
+from tests.stage_fakes import FakeBroker, FakeProducer
+from tests.unit.test_stage_faults import (CHANGELOG, DELIVERIES, SETTINGS, SOURCE, kill,
+                                          make_stage, table_matches_changelog, until)
+
+OPTIONS = StoreOptions(8 << 20, 8 << 20)
+
+
+@pytest.fixture(autouse=True)
+def fast(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(streams.stage, "COMMIT_INTERVAL", 3600.0)  # tests commit explicitly
+
+
+# -- the store itself ------------------------------------------------------------------
+def test_reads_see_writes_before_and_after_they_are_flushed(tmp_path: Path):
+    table = DiskTable(tmp_path / "s", OPTIONS)
+    table.put(b"a", b"1")
+    table.put(b"b", b"2")
+    assert table.get(b"a") == b"1"
+    table.take()  # a commit takes them...
+    table.put(b"b", None)  # ...and the loop goes on meanwhile
+    table.put(b"c", b"3")
+    assert [table.get(k) for k in (b"a", b"b", b"c")] == [b"1", None, b"3"]
+    assert list(table.items()) == [(b"a", b"1"), (b"c", b"3")]
+    table.flush(7)
+    assert table.checkpoint()[0] == 7
+    assert list(table.items()) == [(b"a", b"1"), (b"c", b"3")]
+    table.close()
+
+    again = DiskTable(tmp_path / "s", OPTIONS)
+    # Only what a commit flushed is on disk: b's delete and c were never flushed.
+    assert list(again.items()) == [(b"a", b"1"), (b"b", b"2")]
+    assert again.checkpoint()[0] == 7
+    again.close()
+
+
+def test_a_scan_in_chunks_merges_unflushed_writes_in_key_order(tmp_path: Path):
+    table = DiskTable(tmp_path / "s", OPTIONS)
+    for n in range(0, 100, 2):
+        table.put(b"k%03d" % n, b"even")
+    table.take()
+    table.flush(1)
+    for n in range(1, 100, 2):
+        table.put(b"k%03d" % n, b"odd")  # not flushed: between the stored keys
+    table.put(b"k010", None)
+    chunks = list(table.chunks(7))
+    keys = [key for chunk in chunks for key, _ in chunk]
+    assert keys == [b"k%03d" % n for n in range(100) if n != 10]
+    assert all(len(chunk) <= 7 for chunk in chunks)
+    table.close()
+
+
+def test_an_unreadable_store_is_started_again(tmp_path: Path):
+    path = tmp_path / "s"
+    path.mkdir()
+    (path / "CURRENT").write_text("garbage\n")
+    table = DiskTable(path, OPTIONS)
+    assert table.checkpoint() is None and list(table.items()) == []
+    table.close()
+
+
+def test_memory_table_has_the_same_reads():
+    table = MemoryTable()
+    table.put(b"a", b"1")
+    table.put(b"b", b"2")
+    table.put(b"a", None)
+    assert list(table.items()) == [(b"b", b"2")] and table.checkpoint() is None
+
+
+# -- what a restart reads --------------------------------------------------------------
+def put(broker: FakeBroker, n: int, version: int = 1) -> None:
+    url = f"http://api.test/users/{n}"
+    broker.append(SOURCE, None, url.encode(), change_value("put", url, {"version": version}))
+
+
+async def run_until_idle(broker: FakeBroker, settings: Settings, *, stop: bool = True):
+    """A process: start, process everything on the source, commit, then stop (or not)."""
+    producer = FakeProducer(broker)
+    stage, _ = make_stage(broker, producer, settings=settings)
+    await stage.start()
+    await until(lambda: processed(stage, broker), message="all processed")
+    await stage.commit()
+    if stop:
+        await stage.stop()
+    return stage, producer
+
+
+def processed(stage, broker: FakeBroker) -> bool:
+    """Every message of the source processed, in this life or committed before it."""
+    for partition in range(broker.partitions):
+        done = stage.next_offset.get(partition)
+        if done is None:
+            done = broker.committed.get((stage.group, TopicPartition(SOURCE, partition)), 0)
+        if done != len(broker.logs[(SOURCE, partition)]):
+            return False
+    return True
+
+
+def changelog_size(broker: FakeBroker) -> int:
+    return len(broker.records(CHANGELOG))
+
+
+async def test_a_restart_with_its_store_kept_reads_only_the_changelog_tail():
+    broker = FakeBroker()
+    mine, other = SETTINGS, replace(SETTINGS, http_port=8081)  # two processes' stores
+    for n in range(50):
+        put(broker, n)
+    first, _ = await run_until_idle(broker, mine)
+    assert first.changelog_read == 0 and changelog_size(broker) == 50
+
+    # Another process takes the partitions and writes 20 more records.
+    for n in range(50, 70):
+        put(broker, n)
+    second, _ = await run_until_idle(broker, other)
+    assert second.changelog_read == 50  # its store was new: the whole changelog
+
+    again, _ = await run_until_idle(broker, mine)
+    assert again.changelog_read == 20  # only what the other process wrote
+    assert table_matches_changelog(again, broker)
+
+
+async def test_a_wiped_store_is_rebuilt_equal_and_nothing_is_sent_again():
+    broker = FakeBroker()
+    for n in range(30):
+        put(broker, n)
+    put(broker, 3, version=2)
+    stage, _ = await run_until_idle(broker, SETTINGS)
+    offers = len(broker.records(DELIVERIES))
+    assert offers == 31
+    before = broker.table(CHANGELOG)
+
+    shutil.rmtree(Path(SETTINGS.data_dir))
+    again, _ = await run_until_idle(broker, SETTINGS)
+    assert again.changelog_read == changelog_size(broker) == 30  # one record per key
+    assert table_matches_changelog(again, broker) and broker.table(CHANGELOG) == before
+    assert len(broker.records(DELIVERIES)) == offers
+
+
+async def test_after_a_kill_the_store_holds_the_last_commit_and_the_rest_is_replayed():
+    broker = FakeBroker()
+    for n in range(40):
+        put(broker, n)
+    stage, producer = await run_until_idle(broker, SETTINGS, stop=False)
+    for n in range(40, 60):  # processed, not committed: nothing of them in the changelog
+        put(broker, n)
+    await until(lambda: processed(stage, broker), message="processed")
+    assert changelog_size(broker) == 40
+    await kill(stage, producer)
+
+    again, _ = await run_until_idle(broker, SETTINGS)
+    assert again.changelog_read == 0  # the store held the whole changelog
+    assert changelog_size(broker) == 60  # the 20 were processed again
+    assert table_matches_changelog(again, broker)
+    offered = {r.key.split(b"|", 1)[1] for r in broker.records(DELIVERIES)}
+    assert offered == {f"http://api.test/users/{n}".encode() for n in range(60)}
+
+
+async def test_a_store_ahead_of_its_changelog_or_too_old_is_rebuilt(monkeypatch):
+    broker = FakeBroker()
+    for n in range(10):
+        put(broker, n)
+    await run_until_idle(broker, SETTINGS)
+
+    # The changelog topic was deleted and created again, shorter than the checkpoint.
+    fresh = FakeBroker()
+    for n in range(3):
+        put(fresh, 100 + n)
+    again, _ = await run_until_idle(fresh, SETTINGS)
+    assert again.changelog_read == 0  # a new changelog of 0 records; the old store dropped
+    assert table_matches_changelog(again, fresh)
+    assert changelog_size(fresh) == 3
+
+    old = replace(SETTINGS, store_max_age=1e-9)
+    stale, _ = await run_until_idle(fresh, old)
+    assert stale.changelog_read == 3  # older than store_max_age: read from the start
+    assert table_matches_changelog(stale, fresh)
+    assert set(fresh.table(CHANGELOG)) == {f"http://api.test/users/{100 + n}".encode()
+                                           for n in range(3)}
