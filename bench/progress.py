@@ -62,17 +62,34 @@ class Phase:
         return ", ".join(parts)
 
 
+_live: Progress | None = None
+
+
 @contextlib.contextmanager
 def phase(title: str, total: int | None = None) -> Iterator[Phase]:
-    """A phase of ``total`` steps (None: a wait of unknown length); says when it ended."""
-    if console.is_terminal:
+    """A phase of ``total`` steps (None: a wait of unknown length); says when it ended.
+    Phases may nest (a restart timed while a backlog is counted): they share one display."""
+    global _live
+    if not console.is_terminal:
+        current = Phase(title, total, None, None)
+        yield current
+    elif _live is not None:
+        bar = _live
+        task = bar.add_task(title, total=total, note="")
+        try:
+            current = Phase(title, total, bar, task)
+            yield current
+        finally:
+            bar.remove_task(task)
+    else:
         columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                    MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
                    TextColumn("{task.fields[note]}")]
         with Progress(*columns, console=console, transient=True) as bar:
-            current = Phase(title, total, bar, bar.add_task(title, total=total, note=""))
-            yield current
-    else:
-        current = Phase(title, total, None, None)
-        yield current
+            _live = bar
+            try:
+                current = Phase(title, total, bar, bar.add_task(title, total=total, note=""))
+                yield current
+            finally:
+                _live = None
     console.print(f"  {title}: {current._where()}")
