@@ -161,6 +161,7 @@ class Measured:
     rebuild_peak: int | None = None
     rebuild_settled: int | None = None
     backlog_ready_s: float | None = None
+    backlog_waited: dict[str, float] = field(default_factory=dict)
     apply_rate: float | None = None
     apply_peak: int | None = None
     apply_settled: int | None = None
@@ -200,6 +201,8 @@ class Tracked:
         self.flare.log_path = home / "flare.log"
         self.limit = int(available_memory() * MEMORY_SHARE)
         self.guard: MemoryGuard | None = None
+        #: /readyz's reasons during the last start → seconds each was seen (what it waited on)
+        self.waited: dict[str, float] = {}
 
     @property
     def pid(self) -> int:
@@ -232,19 +235,24 @@ class Tracked:
         """Start, return the seconds until /readyz answers 200."""
         timeout = 120 + self.n / 10_000
         started = time.monotonic()
+        self.waited = {}
         self.flare.start(wait_ready=False)
         self.guard = MemoryGuard(self.pid, self.limit).__enter__()
         with phase(title) as progress:
             async with httpx.AsyncClient(base_url=self.flare.base_url, timeout=2.0) as client:
                 while True:
                     self.check_alive()
-                    with contextlib.suppress(httpx.HTTPError):
-                        if (await client.get("/readyz")).status_code == 200:
+                    reason = "not answering"
+                    with contextlib.suppress(httpx.HTTPError, ValueError):
+                        answer = await client.get("/readyz")
+                        if answer.status_code == 200:
                             return time.monotonic() - started
+                        reason = str(answer.json().get("reason"))[:80]
+                    self.waited[reason] = self.waited.get(reason, 0.0) + 0.1
                     if time.monotonic() - started > timeout:
                         raise Broken(f"{title}: not ready within {timeout:.0f} s\n"
                                      f"{self.flare.log()[-1500:]}")
-                    progress.update(note=self.note())
+                    progress.update(note=f"{self.note()}; {reason}")
                     await asyncio.sleep(0.1)
 
     def _end_guard(self) -> None:
@@ -443,6 +451,7 @@ async def _size(ctx, n: int, m: Measured) -> None:
             try:
                 m.backlog_ready_s = await tracked.start(
                     f"restart after SIGTERM, {d:,} outcome events waiting")
+                m.backlog_waited = dict(tracked.waited)
                 done_at = await waiting
             finally:
                 waiting.cancel()
@@ -533,6 +542,8 @@ def _figures(m: Measured, raw: float, small: float, small_from: str) -> list[Fig
             details={"outcome events applied per second": m.apply_rate or 0.0,
                      "restart to ready with them all waiting on the topic (s)":
                          m.backlog_ready_s or 0.0,
+                     "what /readyz said meanwhile (about s)": ", ".join(
+                         f"{why}: {secs:.0f}" for why, secs in m.backlog_waited.items()),
                      "RSS peak / settled while applying (MB)":
                          f"{_mb(m.apply_peak or 0):,.0f} / {_mb(m.apply_settled or 0):,.0f}",
                      "RSS peak at ready (MB)": _mb(m.deliveries_peak or 0)})
