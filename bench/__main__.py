@@ -1,8 +1,11 @@
 """``python -m bench`` (``make bench``): every benchmark module in one run, one broker.
 
 Options: ``--quick`` (smaller, shorter runs, for trying the harness), ``--only NAME``
-(one module), ``--profile`` (also profile the changes stage once, see bench/changes.py).
+(one module), ``--profile`` (also profile the changes stage once, see bench/changes.py),
+``--documents N`` (the sizes bench/state.py tracks).
 Results: printed as they come, then bench/results/latest.json and docs/benchmarks.md.
+A full ``--only`` run of a module with a ``SECTION`` (bench/state.py) also writes
+bench/results/<SECTION>.json and that module's own section of docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from app import local_kafka
@@ -24,7 +27,7 @@ from bench import report
 #: The benchmark modules, in order. Each has ``async def run(ctx: Context) -> list[Figure]``
 #: (bench/report.py); a module with the older blocking ``run(bootstrap, workdir)`` returning
 #: figure dicts (bench/dispatch.py) runs too, in a thread.
-MODULES = ["bench.changes", "bench.api", "bench.dispatch", "bench.registry"]
+MODULES = ["bench.changes", "bench.api", "bench.dispatch", "bench.registry", "bench.state"]
 
 WORK = report.ROOT / "var" / "bench"
 
@@ -35,6 +38,10 @@ class Context:
     work: Path
     quick: bool
     profile: bool
+    #: ``--documents``: the sizes bench/state.py tracks (empty: its defaults)
+    documents: list[int] = field(default_factory=list)
+    #: the figures of the modules that ran before, so a later one can reuse a baseline
+    figures: list[report.Figure] = field(default_factory=list)
 
     def repeats(self, full: int) -> int:
         return 1 if self.quick else full
@@ -44,7 +51,11 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer and shorter runs")
     parser.add_argument("--only", action="append", default=[],
-                        help="run only this benchmark (changes, api, dispatch, registry); repeatable")
+                        help="run only this benchmark (changes, api, dispatch, registry, state);"
+                             " repeatable")
+    parser.add_argument("--documents", action="append", type=int, default=[], metavar="N",
+                        help="state: documents tracked (default 1,000,000 and 10,000,000; "
+                             "100,000 with --quick); repeatable")
     parser.add_argument("--profile", action="store_true",
                         help="also profile the changes stage under cProfile once")
     return parser.parse_args(argv)
@@ -73,7 +84,25 @@ async def _run_modules(ctx: Context, names: list[str]) -> list[report.Figure]:
         for figure in found:
             report.show(figure)
             figures.append(figure)
+            ctx.figures.append(figure)
     return figures
+
+
+def _write_sections(names: list[str], figures: list[report.Figure], run: dict) -> list[Path]:
+    """The record of a full ``--only`` run of a module that keeps its own section (a
+    long benchmark run alone, e.g. bench/state.py): bench/results/<SECTION>.json and
+    that section of docs/benchmarks.md."""
+    written = []
+    for name in names:
+        section = getattr(importlib.import_module(name), "SECTION", None)
+        if section is None:
+            continue
+        mine = [f for f in figures if f.key.startswith(f"{section}_")]
+        path = report.RESULTS.with_name(f"{section}.json")
+        report.write_json(mine, run, path)
+        report.write_docs(mine, run, section=section)
+        written += [path, report.DOCS]
+    return written
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with local_kafka.broker(WORK / "kafka", preferred_port=None,
                                 log=report.console.print) as bootstrap:
-            ctx = Context(bootstrap, WORK, args.quick, args.profile)
+            ctx = Context(bootstrap, WORK, args.quick, args.profile, args.documents)
             figures = asyncio.run(_run_modules(ctx, names))
     except local_kafka.BrokerError as exc:
         report.console.print(f"[red]error:[/] {exc}")
@@ -113,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         # A partial run must not replace the record of a full one.
         report.write_json(figures, run, report.PARTIAL)
         written = [report.PARTIAL]
+        if not args.quick:
+            written += _write_sections(names, figures, run)
     else:
         report.write_json(figures, run)
         report.write_docs(figures, run)

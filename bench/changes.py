@@ -126,10 +126,11 @@ def workload_documents(produced: kafka.Produced) -> int:
     return min(DOCUMENTS, produced.count)
 
 
-async def _accepted_over_time(flare: FlareProcess, count: int,
-                              interval: float = 0.05) -> tuple[float, float]:
+async def _accepted_over_time(flare: FlareProcess, count: int, interval: float = 0.05,
+                              on_progress=None) -> tuple[float, float]:
     """(when the first change was processed, when the last was), in time.time() seconds,
-    from the changes stage's counter on /metrics (each within ``interval``)."""
+    from the changes stage's counter on /metrics (each within ``interval``).
+    ``on_progress(accepted)`` is called after each reading; it may raise to give up."""
     before = None  # the last moment none was processed yet
     first_at = None
     async with httpx.AsyncClient(base_url=flare.base_url, timeout=2.0) as client:
@@ -145,6 +146,8 @@ async def _accepted_over_time(flare: FlareProcess, count: int,
                 before = now
             elif first_at is None:
                 first_at = (before + now) / 2 if before is not None else now
+            if on_progress is not None:
+                on_progress(accepted)
             if accepted >= count:
                 return first_at, now
             await asyncio.sleep(interval)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from typing import Iterable
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -42,24 +43,38 @@ class Produced:
     last: dict[int, tuple[str, int]]
 
 
-async def produce(bootstrap: str, topic: str, changes: list[workload.Change]) -> Produced:
+async def produce(bootstrap: str, topic: str, changes: Iterable[workload.Change],
+                  window: int = 50_000, on_progress=None) -> Produced:
     """Write every change, keyed by URL with the default partitioner (as a direct producer
-    would), in big batches; wait for all acknowledgements."""
+    would), in big batches; wait for all acknowledgements. ``changes`` may be a generator:
+    only ``window`` unacknowledged sends are held, so millions fit in little memory."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20,
                                 max_batch_size=512 * 1024, compression_type=None)
     await producer.start()
     started = time.perf_counter()
+    last: dict[int, tuple[str, int]] = {}
+    count = 0
+
+    async def settle(pending: list) -> int:
+        results = await asyncio.gather(*(future for _, future in pending))
+        for (change, _), metadata in zip(pending, results):
+            last[metadata.partition] = (change.url, change.revision)
+        done = len(pending)
+        pending.clear()
+        return done
+
     try:
-        futures = []
+        pending: list = []
         for change in changes:
-            futures.append(await producer.send(topic, change.value, key=change.key))
-        results = await asyncio.gather(*futures)
+            pending.append((change, await producer.send(topic, change.value, key=change.key)))
+            if len(pending) >= window:
+                count += await settle(pending)
+                if on_progress is not None:
+                    on_progress(count)
+        count += await settle(pending)
     finally:
         await producer.stop()
-    last: dict[int, tuple[str, int]] = {}
-    for change, metadata in zip(changes, results):
-        last[metadata.partition] = (change.url, change.revision)
-    return Produced(len(changes), time.perf_counter() - started, last)
+    return Produced(count, time.perf_counter() - started, last)
 
 
 async def wait_committed(bootstrap: str, group: str, topic: str, ends: dict[int, int],

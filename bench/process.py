@@ -1,8 +1,9 @@
-"""Processes the benchmarks start: `flare start` (or it under cProfile), and CPU sampling."""
+"""Processes the benchmarks start: `flare start` (or it under cProfile), CPU sampling, memory."""
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -59,6 +60,66 @@ class CpuSampler:
             return min(self.samples, key=lambda s: abs(s[0] - t))[1]
 
         return at(end) - at(start)
+
+
+def memory(pid: int) -> tuple[int, int] | None:
+    """(resident set now, its peak since the process started), bytes: VmRSS and VmHWM of
+    /proc/<pid>/status. None once the process is gone."""
+    found = {}
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(("VmRSS:", "VmHWM:")):
+                name, kib, _ = line.split()
+                found[name] = int(kib) * 1024
+    except (OSError, ValueError):
+        return None
+    if len(found) != 2:
+        return None  # a zombie has no memory lines
+    return found["VmRSS:"], found["VmHWM:"]
+
+
+def available_memory() -> int:
+    """MemAvailable of /proc/meminfo, bytes."""
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+class MemoryGuard:
+    """Watches a process's resident set every ``interval`` seconds and SIGKILLs it past
+    ``limit`` bytes: on a shared machine a benchmark must not bring the kernel's OOM killer
+    down on the broker or on other people's processes. ``tripped`` says it did."""
+
+    def __init__(self, pid: int, limit: int, interval: float = 0.25) -> None:
+        self.pid = pid
+        self.limit = limit
+        self.interval = interval
+        self.rss = 0
+        self.tripped: int | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="memory-guard")
+
+    def __enter__(self) -> MemoryGuard:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            found = memory(self.pid)
+            if found is not None:
+                self.rss = found[0]
+                if found[0] > self.limit and self.tripped is None:
+                    self.tripped = found[0]
+                    try:
+                        os.kill(self.pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+            time.sleep(self.interval)
 
 
 class ProfiledFlare(FlareProcess):

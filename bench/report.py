@@ -162,10 +162,19 @@ def _fmt(value: float) -> str:
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2f}"
 
 
-def markdown(figures: list[Figure], run: dict[str, Any]) -> str:
+def markers(section: str | None = None) -> tuple[str, str]:
+    """The markers around a generated section: the full run's, or a module's own."""
+    if section is None:
+        return BEGIN, END
+    return (f"<!-- bench:{section}:begin (written by `python -m bench --only {section}`; "
+            "edit outside these markers) -->", f"<!-- bench:{section}:end -->")
+
+
+def markdown(figures: list[Figure], run: dict[str, Any], section: str | None = None) -> str:
     m = run["machine"]
+    begin, end = markers(section)
     lines = [
-        BEGIN,
+        begin,
         "",
         f"Last run: {run['finished']} — `{run['command']}` in {run['seconds']:.0f} s"
         + (" (quick mode: fewer, shorter runs)" if run.get("quick") else ""),
@@ -190,19 +199,22 @@ def markdown(figures: list[Figure], run: dict[str, Any]) -> str:
             shown = "; ".join(f"{k}: {_fmt(v) if isinstance(v, (int, float)) else v}"
                               for k, v in f.details.items())
             lines.append(f"- {f.title} — {shown}")
-    lines += ["", END]
+    lines += ["", end]
     return "\n".join(lines)
 
 
-def write_docs(figures: list[Figure], run: dict[str, Any], path: Path = DOCS) -> None:
-    """Replace the generated section of docs/benchmarks.md; keep the prose around it."""
-    section = markdown(figures, run)
+def write_docs(figures: list[Figure], run: dict[str, Any], path: Path = DOCS,
+               section: str | None = None) -> None:
+    """Replace a generated section of docs/benchmarks.md (the full run's, or the named
+    module's own); keep the prose around it."""
+    begin, end = markers(section)
+    generated = markdown(figures, run, section)
     text = path.read_text() if path.exists() else f"# Benchmarks\n\n{BEGIN}\n{END}\n"
-    if BEGIN in text and END in text:
-        text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: section, text,
+    if begin in text and end in text:
+        text = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: generated, text,
                       flags=re.S)
     else:
-        text = text.rstrip() + "\n\n" + section + "\n"
+        text = text.rstrip() + "\n\n" + generated + "\n"
     path.write_text(text)
 
 

@@ -8,6 +8,7 @@ SPEC §10 describes them (key: the document URL; value: ``{"action","id","docume
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterator
 
 import orjson
 
@@ -76,3 +77,11 @@ def changes(total: int, documents: int) -> list[Change]:
             u = url(i)
             out.append(Change(u.encode(), change_value("put", u, document(i, revision)), u, revision))
     return out
+
+
+def puts(start: int, stop: int, revision: int = 1) -> Iterator[Change]:
+    """Revision ``revision`` of documents ``start`` … ``stop - 1``, lazily: one new
+    document each, so the documents table grows by one key per change (bench/state.py)."""
+    for i in range(start, stop):
+        u = url(i)
+        yield Change(u.encode(), change_value("put", u, document(i, revision)), u, revision)
