@@ -53,7 +53,8 @@ from streams import metrics
 from streams.registry_view import REGISTRY_HEADER, RegistryUnavailable, RegistryView
 from streams.sender import Sender, signed_headers
 from streams.stage import Parked, Stage, StageBroken, Table, decode, header
-from tables.delivery import DeliveryState, PendingChange, due, next_action, on_outcome, webhook_id
+from tables.delivery import (DEAD, PENDING, DeliveryState, PendingChange, due, next_action,
+                             on_outcome, record_kind, webhook_id)
 from tables.documents import Applied, Change
 from tables.due import DueIndex
 from tables.events import REDRIVE, UnknownEvent, apply_event, offer_value, outcome_value
@@ -61,8 +62,6 @@ from tables.outcome import Outcome, classify
 from tables.request import UnsafeFill, build_request
 
 SCAN_INTERVAL = 0.25
-#: How a record with nothing waiting, and a dead one, read (DeliveryState.to_record).
-_PENDING_NULL, _DEAD = b'"pending":null', b'"dead":true}'
 #: Beyond ``delivery_timeout``, how long a revoke waits for requests in flight (seconds).
 REVOKE_GRACE = 2.0
 
@@ -120,6 +119,20 @@ class Dispatcher(Stage):
         self.rejected_topic = settings.topic("deliveries.rejected")
         #: how many of the view's deleted subscriptions were dropped already
         self._deleted_seen = 0
+        #: owned records by record_kind (idle, pending, dead)
+        self._kinds = [0, 0, 0]
+
+    # -- counts of the owned records by kind, kept as they are written (for /metrics) ---
+    async def write(self, partition: int, key: bytes, value: bytes | None) -> None:
+        table = self.tables.get(partition)
+        if table is not None:
+            self._kinds[record_kind(table.get(key))] -= 1
+            self._kinds[record_kind(value)] += 1
+        await super().write(partition, key, value)
+
+    def counts(self) -> tuple[int, int]:
+        """(pending, dead) records in the owned tables."""
+        return self._kinds[PENDING], self._kinds[DEAD]
 
     # -- fan-out (asked by the changes stage for each accepted change) ------------------
     def offers(self, change: Change, applied: Applied) -> list[tuple[bytes, bytes]]:
@@ -400,19 +413,23 @@ class Dispatcher(Stage):
         self._epoch += 1
         self.inflight.clear()
         self.waiting = DueIndex()
+        self._kinds = [0, 0, 0]
         await super()._close()
 
     async def on_tables(self, assigned: list[TopicPartition]) -> None:
         """A new assignment: index the waiting keys, and hold each partition's sends until
         its replay reaches the end it has now."""
-        # Read on the stored JSON first (api/metrics.py delivery_counts does the same):
-        # most records wait for nothing, and a million of them are decoded in seconds.
-        self.waiting = DueIndex(
-            (key, record["next_attempt_at"])
-            for table in self.tables.values() for key, value in table.items()
-            if _PENDING_NULL not in value and not value.endswith(_DEAD)
-            and (record := orjson.loads(value)).get("pending") is not None
-            and not record.get("dead"))
+        # Classified on the stored JSON (record_kind): most records wait for nothing, and
+        # decoding a million of them would take seconds.
+        kinds, waiting = [0, 0, 0], []
+        for table in self.tables.values():
+            for key, value in table.items():
+                kind = record_kind(value)
+                kinds[kind] += 1
+                if kind == PENDING:
+                    waiting.append((key, orjson.loads(value)["next_attempt_at"]))
+        self.waiting = DueIndex(waiting)
+        self._kinds = kinds
         self._catching_up = {}
         if assigned and self._consumer is not None:
             # Where the replay starts: the next unprocessed offset (a kept partition), else

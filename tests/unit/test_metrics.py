@@ -53,6 +53,30 @@ def test_delivery_counts_reads_the_record_shape() -> None:
     assert delivery_counts({0: table, 1: {}}) == (2, 1)
 
 
+async def test_the_dispatcher_keeps_the_counts_a_scan_finds() -> None:
+    """Dispatcher.counts (kept as records are written, read by /metrics) against the scan."""
+    from app.config import Settings
+    from streams.dispatcher import Dispatcher
+    from streams.store import MemoryTable
+
+    dispatcher = Dispatcher(Settings(table_store="memory"), view=None)
+    dispatcher.tables = {0: MemoryTable(), 1: MemoryTable()}
+    change = PendingChange("put", 3, {"pending": None, "dead": True}, 1)
+    writes = [
+        (0, b"a", _record(DeliveryState(pending=change))),
+        (1, b"b", _record(DeliveryState(pending=change, dead=True))),
+        (0, b"c", _record(DeliveryState(received=2))),
+        (0, b"a", _record(DeliveryState(received=3))),  # pending → delivered
+        (1, b"b", None),  # the dead one dropped
+        (1, b"d", _record(DeliveryState(pending=change, dead=True))),
+        (0, b"c", _record(DeliveryState(received=2, pending=change))),
+    ]
+    for partition, key, value in writes:
+        await dispatcher.write(partition, key, value)
+        assert dispatcher.counts() == delivery_counts(dispatcher.tables)
+    assert dispatcher.counts() == (1, 1)
+
+
 def _latency() -> dict[str, float]:
     return {s.name + s.labels.get("le", ""): s.value
             for family in metrics.DELIVERY_LATENCY.collect() for s in family.samples}
