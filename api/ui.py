@@ -53,7 +53,7 @@ def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
-def subscription_health(tables: dict[int, dict[bytes, bytes]], subscription_id: str) -> dict[str, Any]:
+def subscription_health(tables: dict[int, Any], subscription_id: str) -> dict[str, Any]:
     """Pending, dead and delivered counts and the last statuses of one subscription's
     records in the local deliveries tables."""
     prefix = f"{subscription_id}|".encode()
@@ -61,9 +61,7 @@ def subscription_health(tables: dict[int, dict[bytes, bytes]], subscription_id: 
     statuses: Counter[int] = Counter()
     latest: tuple[float, int | None] | None = None
     for table in list(tables.values()):
-        for key, value in list(table.items()):
-            if not key.startswith(prefix):
-                continue
+        for key, value in table.with_prefix(prefix):
             record = orjson.loads(value)
             if record.get("received") is not None:
                 delivered += 1

@@ -226,12 +226,11 @@ class Dispatcher(Stage):
         deleted = self.view.deleted_subscriptions
         if self._deleted_seen >= len(deleted):
             return
-        gone = {f"{sid}|".encode() for sid in deleted[self._deleted_seen:]}
+        gone = [f"{sid}|".encode() for sid in deleted[self._deleted_seen:]]
         self._deleted_seen = len(deleted)
-        async for partition, chunk in self.scan():
-            table = self.tables[partition]
-            for key, _ in chunk:
-                if key[:key.find(b"|") + 1] in gone:
+        for partition, table in list(self.tables.items()):
+            for prefix in gone:
+                for key, _ in table.with_prefix(prefix):
                     await self._forget(partition, table, key)
 
     async def _forget(self, partition: int, table: Table, key: bytes) -> None:
@@ -450,10 +449,8 @@ class Dispatcher(Stage):
     def local_deliveries(self, subscription_id: str, state: str | None) -> list[dict[str, Any]]:
         prefix = f"{subscription_id}|".encode()
         found = []
-        for table in self.tables.values():
-            for key, value in table.items():
-                if not key.startswith(prefix):
-                    continue
+        for table in list(self.tables.values()):
+            for key, value in table.with_prefix(prefix):
                 current = state_of(value)
                 if current.pending is None:
                     continue

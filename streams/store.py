@@ -68,6 +68,9 @@ class MemoryTable:
         for at in range(0, len(snapshot), n):
             yield snapshot[at:at + n]
 
+    def with_prefix(self, prefix: bytes) -> list[tuple[bytes, bytes]]:
+        return [(k, v) for k, v in self._data.items() if k.startswith(prefix)]
+
     def __len__(self) -> int:
         return len(self._data)
 
@@ -119,14 +122,15 @@ class DiskTable:
         merged.update(self.pending)
         return merged
 
-    def chunk(self, after: bytes | None, n: int = SCAN_CHUNK) -> list[tuple[bytes, bytes]]:
-        """Up to ``n`` records with keys after ``after`` (None: from the first), in key
+    def chunk(self, after: bytes | None, n: int = SCAN_CHUNK,
+              start: bytes = FIRST_KEY) -> list[tuple[bytes, bytes]]:
+        """Up to ``n`` records with keys after ``after`` (None: from ``start`` on), in key
         order, as the table says now. Scans hold no iterator across an await."""
         overlay = self._overlay()
         found: list[tuple[bytes, bytes]] = []
         it = self._db.iter()
         if after is None:
-            it.seek(FIRST_KEY)
+            it.seek(start)
         else:
             it.seek(after)
             if it.valid() and it.key() == after:
@@ -143,7 +147,8 @@ class DiskTable:
         del it
         # Keys written since the last flush that the store does not have yet.
         extra = [(k, v) for k, v in overlay.items() if v is not None
-                 and (after is None or k > after) and (exhausted or last is None or k < last)
+                 and (k > after if after is not None else k >= start)
+                 and (exhausted or last is None or k < last)
                  and self._db.get(k) is None]
         if extra:
             found.extend(extra)
@@ -160,6 +165,21 @@ class DiskTable:
             if not chunk:
                 return
             yield chunk
+            after = chunk[-1][0]
+
+    def with_prefix(self, prefix: bytes) -> list[tuple[bytes, bytes]]:
+        """The records whose keys start with ``prefix`` (a subscription's deliveries:
+        ``<id>|``), read from where they start in key order rather than by a scan."""
+        found: list[tuple[bytes, bytes]] = []
+        after = None
+        while True:
+            chunk = self.chunk(after, SCAN_CHUNK, start=prefix)
+            for key, value in chunk:
+                if not key.startswith(prefix):
+                    return found
+                found.append((key, value))
+            if len(chunk) < SCAN_CHUNK:
+                return found
             after = chunk[-1][0]
 
     def items(self) -> Iterator[tuple[bytes, bytes]]:

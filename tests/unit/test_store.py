@@ -70,6 +70,25 @@ def test_a_scan_in_chunks_merges_unflushed_writes_in_key_order(tmp_path: Path):
     table.close()
 
 
+@pytest.mark.parametrize("chunk", [3, 10_000])
+def test_records_with_a_prefix_are_read_from_where_they_start(tmp_path: Path, monkeypatch, chunk):
+    monkeypatch.setattr("streams.store.SCAN_CHUNK", chunk)
+    disk, memory = DiskTable(tmp_path / "s", OPTIONS), MemoryTable()
+    for table in (disk, memory):
+        for sid in (b"s1", b"s2", b"s3"):
+            for n in range(7):
+                table.put(sid + b"|http://x/%d" % n, b"v")
+    disk.take()
+    disk.flush(1)
+    for table in (disk, memory):
+        table.put(b"s2|http://x/new", b"v")  # not flushed yet
+        table.put(b"s2|http://x/3", None)
+    want = sorted([b"s2|http://x/%d" % n for n in range(7) if n != 3] + [b"s2|http://x/new"])
+    assert [k for k, _ in disk.with_prefix(b"s2|")] == want
+    assert sorted(k for k, _ in memory.with_prefix(b"s2|")) == want
+    disk.close()
+
+
 def test_an_unreadable_store_is_started_again(tmp_path: Path):
     path = tmp_path / "s"
     path.mkdir()

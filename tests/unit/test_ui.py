@@ -6,11 +6,19 @@ import orjson
 import pytest
 
 from api.ui import subscription_health
+from streams.store import MemoryTable
 from tables.delivery import DeliveryState, PendingChange
 
 
 def _record(state: DeliveryState) -> bytes:
     return orjson.dumps(state.to_record())
+
+
+def _table(records: dict[bytes, bytes]) -> MemoryTable:
+    table = MemoryTable()
+    for key, value in records.items():
+        table.put(key, value)
+    return table
 
 
 def test_subscription_health_counts_only_that_subscription() -> None:
@@ -23,6 +31,7 @@ def test_subscription_health_counts_only_that_subscription() -> None:
                                                     first_failure_at=20.0, last_status=503)),
             b"s10|http://a/4": _record(DeliveryState(pending=change, dead=True, last_status=500))},
     }
+    tables = {partition: _table(records) for partition, records in tables.items()}
     assert subscription_health(tables, "s1") == {
         "pending": 1, "dead": 1, "delivered": 2, "failing": {500: 1, 503: 1}, "last": 503}
     assert subscription_health(tables, "nobody") == {
