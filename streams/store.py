@@ -22,6 +22,7 @@ writes of about one commit interval, not by the table's size.
 
 from __future__ import annotations
 
+import bisect
 import re
 import shutil
 import struct
@@ -36,7 +37,7 @@ CHECKPOINT = META + b"checkpoint"
 #: What follows the metadata in key order: where a scan of the table's keys starts.
 FIRST_KEY = b"\x01"
 #: Tables up to this many records (by RocksDB's estimate) are counted exactly.
-EXACT_COUNT_BELOW = 50_000
+EXACT_COUNT_BELOW = 10_000
 #: Records per chunk of a scan (a stage yields to the event loop between chunks).
 SCAN_CHUNK = 10_000
 
@@ -115,18 +116,31 @@ class DiskTable:
             return self.flushing[key]
         return self._db.get(key)
 
-    def _overlay(self) -> Writes:
-        if not self.flushing:
-            return self.pending
-        merged = dict(self.flushing)
-        merged.update(self.pending)
-        return merged
+    def _written(self, key: bytes, default: bytes | None = None) -> bytes | None:
+        """The unflushed write of ``key`` (None: deleted), or ``default`` if none."""
+        if key in self.pending:
+            return self.pending[key]
+        return self.flushing.get(key, default)
 
-    def chunk(self, after: bytes | None, n: int = SCAN_CHUNK,
-              start: bytes = FIRST_KEY) -> list[tuple[bytes, bytes]]:
+    def _new_keys(self, start: bytes) -> list[bytes]:
+        """The keys with an unflushed value, sorted: taken once per scan, so a scan costs
+        its records plus the unflushed writes, not their product."""
+        keys = {k for k, v in self.flushing.items() if v is not None and k >= start}
+        for k, v in self.pending.items():
+            if v is None:
+                keys.discard(k)
+            elif k >= start:
+                keys.add(k)
+        return sorted(keys)
+
+    def chunk(self, after: bytes | None, n: int = SCAN_CHUNK, start: bytes = FIRST_KEY,
+              new_keys: list[bytes] | None = None) -> list[tuple[bytes, bytes]]:
         """Up to ``n`` records with keys after ``after`` (None: from ``start`` on), in key
-        order, as the table says now. Scans hold no iterator across an await."""
-        overlay = self._overlay()
+        order, as the table says now (for ``new_keys``, unflushed keys the store may not
+        have: as when the scan began). No iterator is held across an await."""
+        if new_keys is None:
+            new_keys = self._new_keys(start)
+        pending, flushing = self.pending, self.flushing
         found: list[tuple[bytes, bytes]] = []
         it = self._db.iter()
         if after is None:
@@ -139,17 +153,26 @@ class DiskTable:
         while it.valid() and len(found) < n:
             key = it.key()
             last = key
-            value = overlay.get(key, b"") if key in overlay else it.value()
-            if value:
+            if key in pending:
+                value = pending[key]
+            elif key in flushing:
+                value = flushing[key]
+            else:
+                value = it.value()
+            if value is not None:
                 found.append((key, value))
             it.next()
         exhausted = not it.valid()
         del it
-        # Keys written since the last flush that the store does not have yet.
-        extra = [(k, v) for k, v in overlay.items() if v is not None
-                 and (k > after if after is not None else k >= start)
-                 and (exhausted or last is None or k < last)
-                 and self._db.get(k) is None]
+        # Unflushed keys in this chunk's range that the store does not have yet.
+        low = bisect.bisect_right(new_keys, after) if after is not None else \
+            bisect.bisect_left(new_keys, start)
+        high = len(new_keys) if exhausted or last is None else bisect.bisect_left(new_keys, last)
+        extra = []
+        for key in new_keys[low:high]:
+            value = self._written(key)
+            if value is not None and self._db.get(key) is None:
+                extra.append((key, value))
         if extra:
             found.extend(extra)
             found.sort()
@@ -159,9 +182,10 @@ class DiskTable:
     def chunks(self, n: int = SCAN_CHUNK) -> Iterator[list[tuple[bytes, bytes]]]:
         """Every record, ``n`` at a time; no RocksDB iterator is held between two chunks,
         so the caller may await (and the table change) in between."""
+        new_keys = self._new_keys(FIRST_KEY)
         after = None
         while True:
-            chunk = self.chunk(after, n)
+            chunk = self.chunk(after, n, new_keys=new_keys)
             if not chunk:
                 return
             yield chunk
@@ -170,10 +194,11 @@ class DiskTable:
     def with_prefix(self, prefix: bytes) -> list[tuple[bytes, bytes]]:
         """The records whose keys start with ``prefix`` (a subscription's deliveries:
         ``<id>|``), read from where they start in key order rather than by a scan."""
+        new_keys = [k for k in self._new_keys(prefix) if k.startswith(prefix)]
         found: list[tuple[bytes, bytes]] = []
         after = None
         while True:
-            chunk = self.chunk(after, SCAN_CHUNK, start=prefix)
+            chunk = self.chunk(after, SCAN_CHUNK, start=prefix, new_keys=new_keys)
             for key, value in chunk:
                 if not key.startswith(prefix):
                     return found
@@ -188,15 +213,13 @@ class DiskTable:
             yield from chunk
 
     def __len__(self) -> int:
-        """Records in the table: counted when there are few, else RocksDB's estimate
-        (a gauge's precision; counting millions would read them all)."""
-        estimate = self._db.property_int_value("rocksdb.estimate-num-keys") or 0
+        """Records in the table: counted when there are few, else RocksDB's estimate plus
+        the unflushed writes (a gauge's precision; counting millions would read them all)."""
+        estimate = (self._db.property_int_value("rocksdb.estimate-num-keys") or 0) \
+            + len(self.pending) + len(self.flushing)
         if estimate <= EXACT_COUNT_BELOW:
             return sum(len(chunk) for chunk in self.chunks())
-        for key, value in self._overlay().items():
-            stored = self._db.get(key) is not None
-            estimate += (value is not None and not stored) - (value is None and stored)
-        return max(0, estimate)
+        return estimate
 
     # -- writes ------------------------------------------------------------------------
     def put(self, key: bytes, value: bytes | None) -> None:
