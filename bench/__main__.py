@@ -24,7 +24,7 @@ from bench import report
 #: The benchmark modules, in order. Each has ``async def run(ctx: Context) -> list[Figure]``
 #: (bench/report.py); a module with the older blocking ``run(bootstrap, workdir)`` returning
 #: figure dicts (bench/dispatch.py) runs too, in a thread.
-MODULES = ["bench.changes", "bench.api", "bench.dispatch", "bench.registry"]
+MODULES = ["bench.changes", "bench.api", "bench.dispatch", "bench.registry", "bench.e2e"]
 
 WORK = report.ROOT / "var" / "bench"
 
@@ -44,9 +44,10 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer and shorter runs")
     parser.add_argument("--only", action="append", default=[],
-                        help="run only this benchmark (changes, api, dispatch, registry); repeatable")
+                        help="run only this benchmark (changes, api, dispatch, registry, e2e); repeatable")
     parser.add_argument("--profile", action="store_true",
-                        help="also profile the changes stage under cProfile once")
+                        help="also profile the changes stage under cProfile once, and Flare under "
+                             "py-spy in the e2e benchmark")
     return parser.parse_args(argv)
 
 
