@@ -229,6 +229,12 @@ def show_profile(phase: str, profile: dict | None) -> None:
         console.print(f"    {kind}: " + "; ".join(f"{name} {share}" for name, share in profile[kind]))
 
 
+async def create_topics(bootstrap: str, *names: str, partitions: int = 4) -> None:
+    """The broker creates no topic on first use (app/local_kafka.py)."""
+    async with admin_client(bootstrap) as admin:
+        await admin.create_topics([NewTopic(name, partitions, 1) for name in names])
+
+
 # -- baselines -----------------------------------------------------------------------------
 
 async def raw_sending(url: str, n: int, concurrency: int = 256) -> float:
