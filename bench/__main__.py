@@ -27,7 +27,8 @@ from bench import report
 #: The benchmark modules, in order. Each has ``async def run(ctx: Context) -> list[Figure]``
 #: (bench/report.py); a module with the older blocking ``run(bootstrap, workdir)`` returning
 #: figure dicts (bench/dispatch.py) runs too, in a thread.
-MODULES = ["bench.changes", "bench.api", "bench.dispatch", "bench.registry", "bench.state"]
+MODULES = ["bench.changes", "bench.api", "bench.dispatch", "bench.registry", "bench.e2e",
+           "bench.state"]
 
 WORK = report.ROOT / "var" / "bench"
 
@@ -51,13 +52,14 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer and shorter runs")
     parser.add_argument("--only", action="append", default=[],
-                        help="run only this benchmark (changes, api, dispatch, registry, state);"
-                             " repeatable")
+                        help="run only this benchmark (changes, api, dispatch, registry, e2e,"
+                             " state); repeatable")
     parser.add_argument("--documents", action="append", type=int, default=[], metavar="N",
                         help="state: documents tracked (default 1,000,000 and 10,000,000; "
                              "100,000 with --quick); repeatable")
     parser.add_argument("--profile", action="store_true",
-                        help="also profile the changes stage under cProfile once")
+                        help="also profile the changes stage under cProfile once, and Flare under "
+                             "py-spy in the e2e benchmark")
     return parser.parse_args(argv)
 
 

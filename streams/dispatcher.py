@@ -317,7 +317,7 @@ class Dispatcher(Stage):
             await self._settle(partition, table, key, state, now)
             if outcome is not Outcome.RETRY:  # for a replay: see the module docstring
                 await self.produce(self.source, outcome_value(outcome, status, change),
-                                   key=key)
+                                   key=key, partition=partition)  # the key's: no hashing
         finally:
             if not released:
                 self.inflight.discard(key)

@@ -57,11 +57,11 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import (CorruptRecordException, KafkaError, MessageSizeTooLargeError,
                              RecordListTooLargeError)
-from aiokafka.partitioner import murmur2
 
 from app.config import Settings
 from streams.ownership import OwnershipAssignor
 from streams.store import DiskTable, MemoryTable, StoreOptions, Stores, process_dir
+from tables.murmur2 import default_partitioner, murmur2
 
 #: Seconds between commits (each waits for the acknowledgement of what was produced).
 COMMIT_INTERVAL = 1.0
@@ -239,7 +239,7 @@ class Stage(ConsumerRebalanceListener):
     def new_producer(self) -> Any:
         return AIOKafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap, acks="all",
                                 enable_idempotence=True, linger_ms=5,
-                                max_batch_size=256 * 1024,
+                                max_batch_size=256 * 1024, partitioner=default_partitioner,
                                 max_request_size=self.settings.max_record_bytes)
 
     def new_consumer(self) -> Any:

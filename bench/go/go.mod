@@ -1,0 +1,3 @@
+module flarebench
+
+go 1.22
