@@ -30,6 +30,8 @@ class Change:
     revision: int | None  # None for a delete
     document: dict[str, Any] | None  # None for a delete
     updated_at: int  # Unix seconds: when the change was accepted (the record's timestamp)
+    #: a repair (header ``flare-repair``): the source offset of the record it restates
+    repair: int | None = None
 
 
 def stored_record(change: Change) -> dict[str, Any]:
@@ -166,11 +168,20 @@ class Rejected(ValueError):
 
 
 def parse_message(key: bytes | None, value: bytes | None, find_resource,
-                  timestamp_ms: int) -> Change:
+                  timestamp_ms: int, repair: bytes | None = None) -> Change:
     """Check a message read from ``<prefix>.documents`` the way the API checks a request.
+    ``repair`` is the message's ``flare-repair`` header, if any (:func:`repair_message`).
 
     Whatever fails becomes :class:`Rejected` with a reason, for the rejected topic (SPEC §10).
     """
+    if repair is not None:
+        try:
+            base = int(repair)
+        except ValueError:
+            raise Rejected(f"{REPAIR_HEADER} header {repair[:40]!r} is not an offset") from None
+        change = parse_message(key, value, find_resource, timestamp_ms)
+        return Change(change.action, change.url, change.resource_id, change.revision,
+                      change.document, change.updated_at, base)
     if value is None:
         raise Rejected("empty value (tombstone): expected a JSON change")
     try:
@@ -210,6 +221,9 @@ class Applied:
     previous: dict[str, Any] | None  # the live document before the change (None: none)
     #: whether the change goes to the fan-out (False: a replay of one already handled)
     offer: bool = True
+    #: the record to state again on the documents topic (:func:`repair_message`): the
+    #: change lost to it, and compaction would otherwise keep the loser
+    repair: dict[str, Any] | None = None
 
 
 def is_live(record: dict[str, Any] | None) -> bool:
@@ -243,8 +257,64 @@ def apply(stored: dict[str, Any] | None, change: Change, offset: int | None = No
                 "updatedAt": change.updated_at}
         return Applied(_at(mark, offset), True, live)
     if live is not None and change.revision <= live["revision"]:
-        return Applied(stored, False, live)
+        differs = _state(live) != _state_of(change)
+        return Applied(stored, False, live, repair=live if differs else None)
     return Applied(_at(stored_record(change), offset), True, live)
+
+
+def _repaired(stored: dict[str, Any] | None, change: Change) -> Applied:
+    """A repair read back. ``change.repair`` is the offset of the record it restates, so
+    it is ordered against what is held by that offset, not by revision:
+
+    - the same record as held: nothing (the usual case: the repair this stage made);
+    - an older one (a newer change came between the loser and its repair, or a delete):
+      nothing, and the held record is repaired again: the topic's last record must be
+      it. A repair repairs again only for a change that came after it, so it never loops;
+    - nothing held, or a newer record (a rebuild from a compacted topic, where the
+      records before the repair are gone): the repair is the record, at its offset.
+    """
+    held = stored if stored is not None and stored.get("resource") == change.resource_id else None
+    if held is not None and change.repair <= held.get("offset", -1):
+        stale = change.repair < held.get("offset", -1) and _state(held) != _state_of(change)
+        return Applied(stored, False, None, offer=False, repair=held if stale else None)
+    live = held if is_live(held) else None
+    if change.action == "delete":
+        if live is None:
+            return Applied(stored, False, None, offer=False)
+        mark = {"v": RECORD_VERSION, "deleted": True, "revision": live["revision"],
+                "content": live["content"], "resource": live["resource"],
+                "updatedAt": change.updated_at}
+        return Applied(_at(mark, change.repair), True, live, offer=False)
+    return Applied(_at(stored_record(change), change.repair), True, live, offer=False)
+
+
+def _state(record: dict[str, Any]) -> tuple:
+    """What a subscriber or a rebuild sees of a record: the document, or none."""
+    if not is_live(record):
+        return ("delete",)
+    return ("put", record["revision"], record["content"])
+
+
+def _state_of(change: Change) -> tuple:
+    return ("delete",) if change.action == "delete" else ("put", change.revision, change.document)
+
+
+#: The header that marks a repair on ``<prefix>.documents``; its value is the source
+#: offset of the record it restates (:func:`apply`).
+REPAIR_HEADER = "flare-repair"
+
+
+def repair_message(url: str, record: dict[str, Any]) -> tuple[bytes, list[tuple[str, bytes]], int]:
+    """The record to produce to ``<prefix>.documents`` so the key's last record is
+    ``record`` again: (value, headers, timestamp in ms). The value is a plain SPEC §10
+    change, so direct consumers and a rebuild read it as one; the timestamp is the
+    record's ``updatedAt``, so a rebuild keeps that too."""
+    if is_live(record):
+        value = change_value("put", url, record["content"])
+    else:
+        value = change_value("delete", url)
+    headers = [(REPAIR_HEADER, str(record.get("offset", -1)).encode())]
+    return value, headers, int(record["updatedAt"]) * 1000
 
 
 def _at(record: dict[str, Any], offset: int | None) -> dict[str, Any]:
