@@ -241,11 +241,18 @@ def apply(stored: dict[str, Any] | None, change: Change, offset: int | None = No
     nothing, and only the change that wrote the record is offered again (its offers may not
     have reached Kafka before the crash). Without the mark, a put replayed from before a
     delete would create the document again, and a replayed delete would offer nothing.
+
+    The documents topic is compacted (the last record of a key stays), so a put that
+    loses to a different stored document asks for a repair (``Applied.repair``): the
+    stored record is produced again, and it is the key's last record once more. A repair
+    read back is decided by :func:`_repaired` and never offered.
     """
     if offset is not None and stored is not None and offset <= stored.get("offset", -1):
         again = offset == stored["offset"]
         previous = stored if again and stored.get("deleted") else None
-        return Applied(stored, False, previous, offer=again)
+        return Applied(stored, False, previous, offer=again and change.repair is None)
+    if change.repair is not None:
+        return _repaired(stored, change)
     # A record left by a deleted resource (one of the same endpoint created again has
     # another id) is no document of this one: SPEC §5, its documents are removed.
     live = stored if is_live(stored) and stored["resource"] == change.resource_id else None
@@ -263,20 +270,22 @@ def apply(stored: dict[str, Any] | None, change: Change, offset: int | None = No
 
 
 def _repaired(stored: dict[str, Any] | None, change: Change) -> Applied:
-    """A repair read back. ``change.repair`` is the offset of the record it restates, so
-    it is ordered against what is held by that offset, not by revision:
+    """A repair read back. ``change.repair`` is the offset of the change that lost (the
+    repair answers it), so the repair says "up to that offset, the winner is this":
 
-    - the same record as held: nothing (the usual case: the repair this stage made);
-    - an older one (a newer change came between the loser and its repair, or a delete):
-      nothing, and the held record is repaired again: the topic's last record must be
-      it. A repair repairs again only for a change that came after it, so it never loops;
-    - nothing held, or a newer record (a rebuild from a compacted topic, where the
-      records before the repair are gone): the repair is the record, at its offset.
+    - the same document as held: nothing (the usual case: this stage's own repair);
+    - something held that was written after that offset (a newer change came between
+      the loser and its repair, or a delete): nothing, and the held record is repaired
+      again, so the topic's last record is it. A repair repairs again only for a change
+      that came after its loser, so it never loops;
+    - else (nothing held, or a loser a rebuild took because compaction removed the record
+      it lost to): the repair is the record, as of the loser's offset.
     """
     held = stored if stored is not None and stored.get("resource") == change.resource_id else None
-    if held is not None and change.repair <= held.get("offset", -1):
-        stale = change.repair < held.get("offset", -1) and _state(held) != _state_of(change)
-        return Applied(stored, False, None, offer=False, repair=held if stale else None)
+    if held is not None and _state(held) == _state_of(change):
+        return Applied(stored, False, None, offer=False)
+    if held is not None and held.get("offset", -1) > change.repair:
+        return Applied(stored, False, None, offer=False, repair=held)
     live = held if is_live(held) else None
     if change.action == "delete":
         if live is None:
@@ -300,20 +309,22 @@ def _state_of(change: Change) -> tuple:
 
 
 #: The header that marks a repair on ``<prefix>.documents``; its value is the source
-#: offset of the record it restates (:func:`apply`).
+#: offset of the change that lost, which the repair answers (:func:`_repaired`).
 REPAIR_HEADER = "flare-repair"
 
 
-def repair_message(url: str, record: dict[str, Any]) -> tuple[bytes, list[tuple[str, bytes]], int]:
+def repair_message(url: str, record: dict[str, Any],
+                   lost: int) -> tuple[bytes, list[tuple[str, bytes]], int]:
     """The record to produce to ``<prefix>.documents`` so the key's last record is
-    ``record`` again: (value, headers, timestamp in ms). The value is a plain SPEC §10
-    change, so direct consumers and a rebuild read it as one; the timestamp is the
-    record's ``updatedAt``, so a rebuild keeps that too."""
+    ``record`` again after the change at offset ``lost`` lost to it: (value, headers,
+    timestamp in ms). The value is a plain SPEC §10 change, so direct consumers and a
+    rebuild read it as one; the timestamp is the record's ``updatedAt``, so a rebuild
+    keeps that too."""
     if is_live(record):
         value = change_value("put", url, record["content"])
     else:
         value = change_value("delete", url)
-    headers = [(REPAIR_HEADER, str(record.get("offset", -1)).encode())]
+    headers = [(REPAIR_HEADER, str(lost).encode())]
     return value, headers, int(record["updatedAt"]) * 1000
 
 

@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 
 from tables.delivery import DeliveryState, PendingChange, offer, on_outcome, redrive
+from tables.documents import Applied, Change
 from tables.outcome import Outcome
 from tables.subscriptions import Retry
 
@@ -75,6 +76,21 @@ def delete_generation(mark: dict[str, Any] | None) -> int:
     """A delete's generation, from the mark it left in the documents table."""
     offset = None if mark is None else mark.get("offset")
     return 0 if offset is None else offset + 1
+
+
+def fan_out(change: Change, applied: Applied) -> tuple[bytes, bytes] | None:
+    """The offer of an accepted change, the same for every subscription of its resource
+    (SPEC §9.1): (key suffix, value), or None when no subscriber can need it (a delete of
+    nothing). Raises (TypeError/ValueError) when the document cannot be encoded."""
+    if change.action == "delete":
+        if applied.previous is None:
+            return None
+        return DELETE, offer_value("delete", applied.previous["revision"],
+                                   applied.previous["content"], change.updated_at,
+                                   delete_generation(applied.stored))
+    stale = not applied.changed and applied.previous is not None  # lost to a newer one
+    return offer_suffix("put", stale), offer_value("put", change.revision, change.document,
+                                                   change.updated_at)
 
 
 def offered_change(event: dict[str, Any]) -> PendingChange:
