@@ -12,7 +12,7 @@ import subprocess
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import NewTopic
 
 from tests.flare_process import FLARE, poll, unique_name
@@ -35,12 +35,12 @@ async def _records(bootstrap: str, topic: str) -> list:
                                 enable_auto_commit=False)
     await consumer.start()
     try:
-        tps = [tp for tp in (await _partitions(consumer, topic))]
+        tps = await _partitions(consumer, topic)
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)
         found = []
-        while any(await consumer.position(tp) < ends[tp] for tp in tps):
+        while any([await consumer.position(tp) < ends[tp] for tp in tps]):
             for records in (await consumer.getmany(timeout_ms=500)).values():
                 found.extend(records)
         return found
@@ -48,8 +48,7 @@ async def _records(bootstrap: str, topic: str) -> list:
         await consumer.stop()
 
 
-async def _partitions(consumer, topic):
-    from aiokafka import TopicPartition
+async def _partitions(consumer, topic) -> list[TopicPartition]:
     await consumer._client.force_metadata_update()
     return [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
 
@@ -96,7 +95,10 @@ def test_replay_after_compaction_rebuilds_the_live_tables(flare_factory, kafka_b
     try:
         rid, base = new_resource(live)
         sid = subscribe(live, rid, receiver.url + "/hook/{id}")["id"]
-        stale, reborn, several, equal, filler = (f"{base}/{n}" for n in range(1, 6))
+        stale, reborn, several, equal = (f"{base}/{n}" for n in range(1, 5))
+        #: documents whose puts roll the segments: a partition's segment rolls only when a
+        #: record is appended to it, so enough of them to reach every partition
+        fillers = [f"{base}/filler{n}" for n in range(16)]
 
         def settled(url: str, version: int | None) -> None:
             """Wait until the receiver's last message about ``url`` is ``version``'s (None:
@@ -134,24 +136,30 @@ def test_replay_after_compaction_rebuilds_the_live_tables(flare_factory, kafka_b
 
         # Roll the segments (a record after segment.ms) until the cleaner has removed the
         # older records of these keys from both topics.
-        fillers = []
+        rounds = [0]
+        seen: dict[str, int] = {}
 
         def compacted() -> bool:
-            fillers.append(len(fillers) + 1)
-            put(live, filler, fillers[-1])
+            rounds[0] += 1
+            for url in fillers:
+                put(live, url, rounds[0])
             docs = records(kafka_bootstrap, f"{prefix}.documents")
             events = records(kafka_bootstrap, f"{prefix}.deliveries")
-            of_stale = [r for r in docs if r.key == stale.encode()]
-            offers = [r for r in events if r.key == f"{sid}|{several}".encode()]
-            return len(of_stale) == 1 and len(offers) == 1
-        poll(compacted, timeout=45, interval=0.5, message="the cleaner compacted both topics")
+            seen["stale"] = len([r for r in docs if r.key == stale.encode()])
+            seen["offers"] = len([r for r in events if r.key == f"{sid}|{several}".encode()])
+            return seen == {"stale": 1, "offers": 1}
+        try:
+            poll(compacted, timeout=45, interval=0.5, message="the cleaner compacted both topics")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}: records left {seen}") from None
         last = [r for r in records(kafka_bootstrap, f"{prefix}.documents")
                 if r.key == stale.encode()][-1]
         assert orjson.loads(last.value)["document"]["version"] == 3  # the repair is what is left
         assert dict(last.headers)["flare-repair"]
 
-        settled(filler, fillers[-1])
-        assert live.stop() == 0
+        for url in fillers:
+            settled(url, rounds[0])
+        live.stop()  # SIGTERM: it commits and writes its changelogs
         had = len(receiver.received())
 
         done = subprocess.run([FLARE, "replay", "--app-id", f"{prefix}-new", "--json"],
@@ -164,7 +172,7 @@ def test_replay_after_compaction_rebuilds_the_live_tables(flare_factory, kafka_b
         new_docs = table(kafka_bootstrap, f"{prefix}-new-documents-changelog")
         assert documents_of(new_docs) == documents_of(old_docs)
         assert {k for k in documents_of(old_docs)} == {u.encode() for u in
-                                                        (stale, reborn, equal, filler)}
+                                                        (stale, reborn, equal, *fillers)}
         old_deliveries = table(kafka_bootstrap, f"{prefix}-live-deliveries-changelog")
         new_deliveries = table(kafka_bootstrap, f"{prefix}-new-deliveries-changelog")
         assert deliveries_of(new_deliveries) == deliveries_of(old_deliveries)
