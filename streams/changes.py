@@ -13,6 +13,11 @@ change read again after a crash changes nothing; only the change that wrote a re
 offered again (``tables.documents.apply``), and the dispatcher ignores what its
 subscribers already have.
 The table is kept in ``<app id>-documents-changelog`` (the name Faust used for it before).
+
+The documents topic is compacted, so its last record of a key must be the table's winner:
+a put that loses to a different stored document makes this stage produce the stored one
+again (a repair, ``tables.documents.repair_message``), committed after its ack like
+everything the stage produces; a repair read back changes nothing and is not offered.
 """
 
 from __future__ import annotations
