@@ -242,24 +242,29 @@ def test_sigkill_while_changes_and_deliveries_flow(flare_factory, tmp_path):
     assert writer.accepted == final_state(plan)
     assert any(action == "delete" for action in {a for _, a in writer.accepted.values()})
 
-    def everyone_holds_the_latest() -> bool:
+    def lacking() -> list[tuple[int, str, tuple, list]]:
+        """(subscriber, document, its latest accepted change, what it got last)."""
+        found = []
         for n, receiver in enumerate(receivers):
             seen = delivered_versions(receiver, f"/s{n}/")
             for doc, (latest, action) in writer.accepted.items():
-                if not seen.get(doc):
-                    return False
-                if action == "delete":
+                got = seen.get(doc)
+                if not got:
+                    found.append((n, doc, (latest, action), []))
+                elif action == "delete":
                     # Puts between the subscriber's last delete and the final one may be
                     # superseded before they are sent (§9.4): then nothing more is due.
-                    if seen[doc][-1][1] != "delete":
-                        return False
-                elif seen[doc][-1][1] == "delete" or seen[doc][-1][0] < latest:
-                    return False
-        return True
+                    if got[-1][1] != "delete":
+                        found.append((n, doc, (latest, action), got[-3:]))
+                elif got[-1][1] == "delete" or got[-1][0] < latest:
+                    found.append((n, doc, (latest, action), got[-3:]))
+        return found
 
     try:
-        poll(everyone_holds_the_latest, timeout=120, interval=0.5,
+        poll(lambda: not lacking(), timeout=120, interval=0.5,
              message="every subscriber holds the latest revision of every document")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; lacking: {lacking()[:10]}") from None
     finally:
         requests = sum(len(complete(r)) for r in receivers)
         cut_short = sum(len(r.received()) for r in receivers) - requests
