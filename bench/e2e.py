@@ -55,7 +55,7 @@ from aiokafka.admin import NewTopic
 
 from app.local_kafka import free_port
 from bench.kafka import admin_client, group_state
-from bench.process import cpu_seconds
+from bench.process import cpu_seconds, machine_busy
 from bench.report import ROOT, Figure, console
 from tests.flare_process import FlareProcess, poll, unique_name
 
@@ -526,7 +526,7 @@ async def _end_to_end(ctx, sizes: Sizes, flares: Flares, receiver: Receiver,
         await asyncio.to_thread(subscribe, flare, resource_id, f"{receiver.url}/s{s}/{{id}}")
     receiver.reset()
     expected = sizes.events * SUBSCRIBERS
-    flare_cpu0, receiver_cpu0 = flares.cpu(), receiver.cpu()
+    flare_cpu0, receiver_cpu0, machine0 = flares.cpu(), receiver.cpu(), machine_busy()
     spy = Spy(flare.process.pid, ctx.work / "e2e.pyspy.txt",
               ctx.profile and len(flares.processes) == 1)
     with console.status(f"end to end: {sizes.events:,} PUTs × {SUBSCRIBERS} subscriptions"):
@@ -538,6 +538,7 @@ async def _end_to_end(ctx, sizes: Sizes, flares: Flares, receiver: Receiver,
         await wait_count(receiver, expected, 600)
     used = [b - a for a, b in zip(flare_cpu0, flares.cpu())]
     flare_cpu, receiver_cpu = sum(used), receiver.cpu() - receiver_cpu0
+    machine = [b - a for a, b in zip(machine0, machine_busy())]
     profile = spy.stop()
     arrivals = receiver.arrivals()
     if load.statuses() != {"202": sizes.events}:
@@ -553,7 +554,9 @@ async def _end_to_end(ctx, sizes: Sizes, flares: Flares, receiver: Receiver,
     lat = latencies(arrivals, acked_at(load, 0, 1))
     console.print(f"  {rate:,.0f} deliveries/s over {seconds:.1f} s; PUTs {put_rate:,.0f}/s; "
                   f"CPU of a core: Flare {cpu_of_each(used, seconds)}, generator "
-                  f"{load.cpu / seconds:.0%}, receiver {receiver_cpu / seconds:.0%}")
+                  f"{load.cpu / seconds:.0%}, receiver {receiver_cpu / seconds:.0%}; machine "
+                  f"{machine[0] / machine[1]:.0%} busy ({os.cpu_count()} cores); Flare "
+                  f"{flare_cpu / len(arrivals) * 1e6:.0f} µs CPU per delivery")
     details = {
         "Svix (issue 13)": f"{SVIX_DELIVERIES} deliveries/s",
         "seconds, first PUT sent → last notification": round(seconds, 2),
@@ -561,6 +564,7 @@ async def _end_to_end(ctx, sizes: Sizes, flares: Flares, receiver: Receiver,
         "CPU of a core: Flare / generator / receiver":
             f"{cpu_of_each(used, seconds)} / {load.cpu / seconds:.0%} / {receiver_cpu / seconds:.0%}",
         "Flare CPU µs per delivery": round(flare_cpu / max(len(arrivals), 1) * 1e6),
+        "machine busy (all cores, broker included)": f"{machine[0] / machine[1]:.0%}",
     }
     show_profile("end to end", profile)
     return [
