@@ -2,7 +2,8 @@
 
 Options: ``--quick`` (smaller, shorter runs, for trying the harness), ``--only NAME``
 (one module), ``--profile`` (also profile the changes stage once, see bench/changes.py),
-``--documents N`` (the sizes bench/state.py tracks).
+``--documents N`` (the sizes bench/state.py tracks), ``--processes N`` (the ``flare start``
+processes bench/e2e.py runs).
 Results: printed as they come, then bench/results/latest.json and docs/benchmarks.md.
 A full ``--only`` run of a module with a ``SECTION`` (bench/state.py) also writes
 bench/results/<SECTION>.json and that module's own section of docs/benchmarks.md.
@@ -41,6 +42,8 @@ class Context:
     profile: bool
     #: ``--documents``: the sizes bench/state.py tracks (empty: its defaults)
     documents: list[int] = field(default_factory=list)
+    #: ``--processes``: how many ``flare start`` processes bench/e2e.py runs (empty: 1 and 2)
+    processes: list[int] = field(default_factory=list)
     #: the figures of the modules that ran before, so a later one can reuse a baseline
     figures: list[report.Figure] = field(default_factory=list)
 
@@ -57,6 +60,9 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--documents", action="append", type=int, default=[], metavar="N",
                         help="state: documents tracked (default 1,000,000 and 10,000,000; "
                              "100,000 with --quick); repeatable")
+    parser.add_argument("--processes", action="append", type=int, default=[], metavar="N",
+                        help="e2e: flare start processes of one app id (default 1 and 2); "
+                             "repeatable")
     parser.add_argument("--profile", action="store_true",
                         help="also profile the changes stage under cProfile once, and Flare under "
                              "py-spy in the e2e benchmark")
@@ -125,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with local_kafka.broker(WORK / "kafka", preferred_port=None,
                                 log=report.console.print) as bootstrap:
-            ctx = Context(bootstrap, WORK, args.quick, args.profile, args.documents)
+            ctx = Context(bootstrap, WORK, args.quick, args.profile, args.documents,
+                          processes=args.processes)
             figures = asyncio.run(_run_modules(ctx, names))
     except local_kafka.BrokerError as exc:
         report.console.print(f"[red]error:[/] {exc}")

@@ -24,6 +24,12 @@ aiohttp sending to the same receiver (sending), and the floor of two Kafka hops 
 with raw aiokafka (produce acks=all → consume → produce acks=all → consume), once with
 linger 0 and once with Flare's client settings. CPU of Flare, generator and receiver
 from /proc. ``--profile`` also records Flare with py-spy during phases 1 and 2.
+
+``--processes N`` (repeatable; default 1 and 2): the three loads again on N ``flare
+start`` processes of one app id on the same broker (each with its own port and data dir;
+the generator spreads its requests over all of them; the loads start once every process
+is ready and both stage groups are stable with N members). Figures of N > 1 carry the
+1-process figure of the same run and the ratio, and each process's CPU.
 """
 
 from __future__ import annotations
@@ -48,8 +54,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import NewTopic
 
 from app.local_kafka import free_port
-from bench.kafka import admin_client
-from bench.process import cpu_seconds
+from bench.kafka import admin_client, group_state
+from bench.process import cpu_seconds, machine_busy
 from bench.report import ROOT, Figure, console
 from tests.flare_process import FlareProcess, poll, unique_name
 
@@ -340,11 +346,63 @@ async def two_hops(bootstrap: str, rate: int, n: int, linger: tuple[int, int],
 
 # -- Flare ---------------------------------------------------------------------------------
 
-def start_flare(ctx) -> FlareProcess:
-    prefix = unique_name("e2e")
-    flare = FlareProcess(bootstrap=ctx.bootstrap, data_dir=ctx.work / prefix, prefix=prefix,
-                         env={"FLARE_LOG_LEVEL": "warning"})
-    return flare.start()
+class Flares:
+    """``n`` ``flare start`` processes of one app id (each its own port and data dir),
+    stopped by their PIDs. ``target`` is every base URL, for the Go generator."""
+
+    def __init__(self, ctx, n: int) -> None:
+        prefix = unique_name("e2e")
+        self.bootstrap = ctx.bootstrap
+        self.app_id = prefix
+        self.processes = [FlareProcess(bootstrap=ctx.bootstrap, data_dir=ctx.work / prefix / f"p{i}",
+                                       prefix=prefix, env={"FLARE_LOG_LEVEL": "warning"})
+                          for i in range(n)]
+
+    @property
+    def first(self) -> FlareProcess:
+        return self.processes[0]
+
+    @property
+    def target(self) -> str:
+        return ",".join(p.base_url for p in self.processes)
+
+    def cpu(self) -> list[float]:
+        return [cpu_seconds(p.process.pid) or 0.0 for p in self.processes]
+
+    def start(self) -> Flares:
+        try:
+            for p in self.processes:  # all at once: one join, not one rebalance each
+                p.start(wait_ready=False)
+            for p in self.processes:
+                p.wait_ready()
+            asyncio.run(self._settled())
+            for p in self.processes:  # a rebalance may have made one recover again
+                p.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    async def _settled(self, timeout: float = 90.0) -> None:
+        """Both stage groups stable with every process a member (the partitions shared)."""
+        groups = [f"{self.app_id}.changes", f"{self.app_id}.deliveries"]
+        deadline = time.monotonic() + timeout
+        async with admin_client(self.bootstrap) as admin:
+            while True:
+                found = {g: await group_state(admin, g) for g in groups}
+                want = ("Stable", len(self.processes))
+                if all(found.get(g) == want for g in groups):
+                    return
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"groups not settled: {found}")
+                await asyncio.sleep(0.2)
+
+    def log(self) -> str:
+        return "\n".join(p.log() for p in self.processes)
+
+    def stop(self) -> None:
+        for p in self.processes:
+            p.stop()
 
 
 def resource(flare: FlareProcess, host: str) -> str:
@@ -379,6 +437,28 @@ def latencies(arrivals: list[dict[str, Any]], acked: dict[tuple[int, int], int])
     return found
 
 
+def process_counts(ctx) -> list[int]:
+    return sorted(set(getattr(ctx, "processes", None) or [1, 2]))
+
+
+def keyed(figures: list[Figure], n: int, alone: dict[str, Figure]) -> list[Figure]:
+    """The figures of ``n`` processes: their own keys and titles, and next to each the
+    same figure of one process in this run, with the ratio (the scaling)."""
+    if n == 1:
+        for figure in figures:
+            alone[figure.key] = figure
+        return figures
+    for figure in figures:
+        one = alone.get(figure.key)
+        figure.key = f"{figure.key}_{n}p"
+        figure.title = f"{figure.title}, {n} processes"
+        if one is not None and one.value and figure.value:
+            scale = figure.value / one.value if figure.higher_is_better else one.value / figure.value
+            figure.details = {f"1 process, same run ({figure.unit})": round(one.value, 2),
+                              f"{n} processes / 1 process": round(scale, 2), **figure.details}
+    return figures
+
+
 async def run(ctx) -> list[Figure]:
     sizes = Sizes.of(ctx.quick)
     go_binary()
@@ -406,19 +486,26 @@ async def run(ctx) -> list[Figure]:
         console.print(f"  raw aiohttp → receiver: {raw_rate:,.0f} requests/s "
                       f"(receiver {raw_receiver_cpu / sizes.raw_sends * 1e6:.0f} µs CPU per request)")
 
-        flare = await asyncio.to_thread(start_flare, ctx)
-        pid = flare.process.pid
-        try:
-            figures += await _end_to_end(ctx, sizes, flare, receiver, minimal, raw_rate, problems)
-            figures += await _latency(ctx, sizes, flare, receiver, hops0, hops_flare, problems)
-            figures += await _fan_out(ctx, sizes, flare, receiver, minimal, raw_rate, problems)
-            log = flare.log()
-            bad = [line for line in log.splitlines() if " ERROR " in line or "Traceback" in line]
-            if bad:
-                problems.append(f"{len(bad)} ERROR lines in Flare's log, first: {bad[0][:200]}")
-        finally:
-            await asyncio.to_thread(flare.stop)
-        del pid
+        alone: dict[str, Figure] = {}
+        for n in process_counts(ctx):
+            console.print(f"[bold]{n} flare start process{'es' if n > 1 else ''}, one app id")
+            flares = await asyncio.to_thread(Flares(ctx, n).start)
+            found: list[Figure] = []
+            try:
+                found += await _end_to_end(ctx, sizes, flares, receiver, minimal, raw_rate,
+                                           problems)
+                found += await _latency(ctx, sizes, flares, receiver, hops0, hops_flare,
+                                        problems)
+                found += await _fan_out(ctx, sizes, flares, receiver, minimal, raw_rate,
+                                        problems)
+                bad = [line for line in flares.log().splitlines()
+                       if " ERROR " in line or "Traceback" in line]
+                if bad:
+                    problems.append(f"{n} processes: {len(bad)} ERROR lines in Flare's log, "
+                                    f"first: {bad[0][:200]}")
+            finally:
+                await asyncio.to_thread(flares.stop)
+            figures += keyed(found, n, alone)
     finally:
         receiver.stop()
     for figure in figures:
@@ -426,27 +513,39 @@ async def run(ctx) -> list[Figure]:
     return figures
 
 
-async def _end_to_end(ctx, sizes: Sizes, flare: FlareProcess, receiver: Receiver,
+def cpu_of_each(used: list[float], seconds: float) -> str:
+    """Each process's share of a core over a window, e.g. ``97 %`` or ``88 % + 84 %``."""
+    return " + ".join(f"{u / seconds:.0%}" for u in used)
+
+
+async def _end_to_end(ctx, sizes: Sizes, flares: Flares, receiver: Receiver,
                       minimal: Load, raw_rate: float, problems: list[str]) -> list[Figure]:
+    flare = flares.first
     resource_id = await asyncio.to_thread(resource, flare, "e2e.test")
     for s in range(SUBSCRIBERS):
         await asyncio.to_thread(subscribe, flare, resource_id, f"{receiver.url}/s{s}/{{id}}")
     receiver.reset()
     expected = sizes.events * SUBSCRIBERS
-    pid = flare.process.pid
-    flare_cpu0, receiver_cpu0 = cpu_seconds(pid), receiver.cpu()
-    spy = Spy(pid, ctx.work / "e2e.pyspy.txt", ctx.profile)
+    flare_cpu0, receiver_cpu0, machine0 = flares.cpu(), receiver.cpu(), machine_busy()
+    spy = Spy(flare.process.pid, ctx.work / "e2e.pyspy.txt",
+              ctx.profile and len(flares.processes) == 1)
     with console.status(f"end to end: {sizes.events:,} PUTs × {SUBSCRIBERS} subscriptions"):
-        load = await go_load(ctx.work, "put", target=flare.base_url, n=sizes.events,
+        load = await go_load(ctx.work, "put", target=flares.target, n=sizes.events,
                              workers=WORKERS, prefix="http://e2e.test/users/", revision=1)
+        if load.statuses() != {"202": sizes.events}:
+            console.print(f"  [red]PUT answers {load.statuses()}")
+            expected = load.statuses().get("202", 0) * SUBSCRIBERS
         await wait_count(receiver, expected, 600)
-    flare_cpu, receiver_cpu = cpu_seconds(pid) - flare_cpu0, receiver.cpu() - receiver_cpu0
+    used = [b - a for a, b in zip(flare_cpu0, flares.cpu())]
+    flare_cpu, receiver_cpu = sum(used), receiver.cpu() - receiver_cpu0
+    machine = [b - a for a, b in zip(machine0, machine_busy())]
     profile = spy.stop()
     arrivals = receiver.arrivals()
     if load.statuses() != {"202": sizes.events}:
         problems.append(f"end to end: PUT answers {load.statuses()}")
-    if len(arrivals) != expected:
-        problems.append(f"end to end: {len(arrivals)} notifications for {expected} expected")
+    if len(arrivals) != sizes.events * SUBSCRIBERS:
+        problems.append(f"end to end: {len(arrivals)} notifications for "
+                        f"{sizes.events * SUBSCRIBERS} expected")
     first = load.summary["first_sent"]
     last = max(a["at"] for a in arrivals)
     seconds = (last - first) / 1e9
@@ -454,15 +553,18 @@ async def _end_to_end(ctx, sizes: Sizes, flare: FlareProcess, receiver: Receiver
     put_rate = load.summary["per_second"]
     lat = latencies(arrivals, acked_at(load, 0, 1))
     console.print(f"  {rate:,.0f} deliveries/s over {seconds:.1f} s; PUTs {put_rate:,.0f}/s; "
-                  f"CPU of a core: Flare {flare_cpu / seconds:.0%}, generator "
-                  f"{load.cpu / seconds:.0%}, receiver {receiver_cpu / seconds:.0%}")
+                  f"CPU of a core: Flare {cpu_of_each(used, seconds)}, generator "
+                  f"{load.cpu / seconds:.0%}, receiver {receiver_cpu / seconds:.0%}; machine "
+                  f"{machine[0] / machine[1]:.0%} busy ({os.cpu_count()} cores); Flare "
+                  f"{flare_cpu / len(arrivals) * 1e6:.0f} µs CPU per delivery")
     details = {
         "Svix (issue 13)": f"{SVIX_DELIVERIES} deliveries/s",
         "seconds, first PUT sent → last notification": round(seconds, 2),
         "202 → arrival p50 / p95 / p99 (ms)": spread(lat),
         "CPU of a core: Flare / generator / receiver":
-            f"{flare_cpu / seconds:.0%} / {load.cpu / seconds:.0%} / {receiver_cpu / seconds:.0%}",
+            f"{cpu_of_each(used, seconds)} / {load.cpu / seconds:.0%} / {receiver_cpu / seconds:.0%}",
         "Flare CPU µs per delivery": round(flare_cpu / max(len(arrivals), 1) * 1e6),
+        "machine busy (all cores, broker included)": f"{machine[0] / machine[1]:.0%}",
     }
     show_profile("end to end", profile)
     return [
@@ -484,19 +586,21 @@ def _put_latency(load: Load) -> str:
     return f"{percentile(took, 50):.1f} / {percentile(took, 99):.1f}"
 
 
-async def _latency(ctx, sizes: Sizes, flare: FlareProcess, receiver: Receiver,
+async def _latency(ctx, sizes: Sizes, flares: Flares, receiver: Receiver,
                    hops0: list[float], hops_flare: list[float],
                    problems: list[str]) -> list[Figure]:
     n = sizes.rate * sizes.seconds
     receiver.reset()
-    pid = flare.process.pid
-    flare_cpu0 = cpu_seconds(pid)
-    spy = Spy(pid, ctx.work / "latency.pyspy.txt", ctx.profile)
+    flare_cpu0 = flares.cpu()
+    spy = Spy(flares.first.process.pid, ctx.work / "latency.pyspy.txt",
+              ctx.profile and len(flares.processes) == 1)
     with console.status(f"latency: {sizes.rate}/s for {sizes.seconds} s on warm tables"):
-        load = await go_load(ctx.work, "put", target=flare.base_url, n=n, rate=sizes.rate,
+        load = await go_load(ctx.work, "put", target=flares.target, n=n, rate=sizes.rate,
                              prefix="http://e2e.test/users/", revision=2)
-        await wait_count(receiver, n * SUBSCRIBERS, 120)
-    flare_cpu = cpu_seconds(pid) - flare_cpu0
+        if load.statuses() != {"202": n}:
+            console.print(f"  [red]PUT answers {load.statuses()}")
+        await wait_count(receiver, load.statuses().get("202", 0) * SUBSCRIBERS, 120)
+    used = [b - a for a, b in zip(flare_cpu0, flares.cpu())]
     profile = spy.stop()
     arrivals = receiver.arrivals()
     if load.statuses() != {"202": n}:
@@ -517,7 +621,7 @@ async def _latency(ctx, sizes: Sizes, flare: FlareProcess, receiver: Receiver,
         "PUT sent → arrival p50 / p95 / p99 (ms)": spread(from_sent),
         "PUT round trip p50 / p99 (ms)": _put_latency(load),
         "notified before the client read its 202": sum(v < 0 for v in lat),
-        "Flare CPU of a core": f"{flare_cpu / window:.0%}",
+        "Flare CPU of a core": cpu_of_each(used, window),
     }
     show_profile("latency", profile)
     floor = percentile(hops0, 99)
@@ -537,17 +641,18 @@ async def _latency(ctx, sizes: Sizes, flare: FlareProcess, receiver: Receiver,
     ]
 
 
-async def _fan_out(ctx, sizes: Sizes, flare: FlareProcess, receiver: Receiver,
+async def _fan_out(ctx, sizes: Sizes, flares: Flares, receiver: Receiver,
                    minimal: Load, raw_rate: float, problems: list[str]) -> list[Figure]:
+    flare = flares.first
     resource_id = await asyncio.to_thread(resource, flare, "fan.test")
-    pid = flare.process.pid
-    flare_cpu0 = cpu_seconds(pid)
+    flare_cpu0 = sum(flares.cpu())
     with console.status(f"creating {sizes.fanout:,} subscriptions through the API"):
-        created = await go_load(ctx.work, "subscribe", target=flare.base_url,
+        created = await go_load(ctx.work, "subscribe", target=flares.target,
                                 resource=resource_id, sink=receiver.url, n=sizes.fanout,
                                 workers=WORKERS)
     create_seconds = (created.summary["last_done"] - created.summary["first_sent"]) / 1e9
-    create_cpu = cpu_seconds(pid) - flare_cpu0
+    create_cpu = sum(flares.cpu()) - flare_cpu0
+    fan_cpu0 = flares.cpu()
     if created.statuses() != {"201": sizes.fanout}:
         problems.append(f"fan-out: subscription answers {created.statuses()}")
     receiver.reset()
@@ -561,6 +666,7 @@ async def _fan_out(ctx, sizes: Sizes, flare: FlareProcess, receiver: Receiver,
     arrivals = receiver.arrivals()
     last = max(a["at"] for a in arrivals)
     seconds = (last - sent) / 1e9
+    fan_used = [b - a for a, b in zip(fan_cpu0, flares.cpu())]
     console.print(f"  {created.summary['per_second']:,.0f} creations/s; one change to "
                   f"{sizes.fanout:,}: {seconds:.2f} s")
     return [
@@ -572,7 +678,8 @@ async def _fan_out(ctx, sizes: Sizes, flare: FlareProcess, receiver: Receiver,
                higher_is_better=False, goal_max=1.5,
                details={"202 → last arrival (s)": round((last - acked) / 1e9, 2),
                         "202 → first arrival (ms)":
-                            round((min(a["at"] for a in arrivals) - acked) / 1e6, 1)}),
+                            round((min(a["at"] for a in arrivals) - acked) / 1e6, 1),
+                        "CPU of a core, PUT sent → last arrival": cpu_of_each(fan_used, seconds)}),
         Figure(key="e2e_subscriptions_per_s",
                title=f"subscriptions created through the API ({WORKERS} workers)",
                unit="creations/s", value=created.summary["per_second"],

@@ -9,13 +9,15 @@ from typing import Iterable
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.protocol.admin import DescribeGroupsRequest_v1, DescribeGroupsRequest_v2
+from aiokafka.protocol.api import Request
 
 from app.config import Settings
 from bench import workload
 from streams.topics import ensure_topics
 from tests.kafka_offsets import admin_client, committed, end_offsets
 
-__all__ = ["admin_client", "committed", "end_offsets", "prepare_prefix", "produce",
+__all__ = ["admin_client", "committed", "end_offsets", "group_state", "prepare_prefix", "produce",
            "wait_committed", "read_span", "Produced", "Span"]
 
 
@@ -147,3 +149,24 @@ async def read_span(bootstrap: str, topic: str, timeout: float = 60.0) -> Span:
         return Span(count, first or 0, last or 0)
     finally:
         await consumer.stop()
+
+
+class _DescribeGroups(Request[DescribeGroupsRequest_v1 | DescribeGroupsRequest_v2]):
+    """DescribeGroups at v1–v2: aiokafka 0.14 asks Kafka 4 for v3 and then fails to
+    decode the answer (the admin client's ``describe_consumer_groups``)."""
+
+    API_KEY = 15
+
+    def __init__(self, groups: list[str]) -> None:
+        self._groups = groups
+
+    def build(self, request_struct_class):
+        return request_struct_class(self._groups)
+
+
+async def group_state(admin, group: str) -> tuple[str, int]:
+    """(state, members) of a consumer group, e.g. ``("Stable", 2)``."""
+    node = await admin.find_coordinator(group)
+    answer = await admin._client.send(node, _DescribeGroups([group]))
+    _, _, state, _, _, members = answer.groups[0]
+    return state, len(members)

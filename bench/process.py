@@ -24,6 +24,14 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / _TICK
 
 
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, all cores (/proc/stat):
+    what the broker, the load and anyone else on the machine used too."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / _TICK, sum(fields[:8]) / _TICK
+
+
 class CpuSampler:
     """Samples a process's CPU time every ``interval`` seconds, against wall-clock time,
     so the CPU spent in any window found afterwards (e.g. between two record timestamps)

@@ -1,13 +1,13 @@
 """The one place Flare sends a notification over HTTP (SPEC §9.2, §9.5, §9.6, §11a).
 
-prepare (pure, tables/request.py) → send (here: the only httpx call) → record (the
-dispatcher). Every transport failure is translated here, once, into "no status" (STYLE.md
+prepare (pure, tables/request.py) → send (here: the only HTTP client call) → record
+(the dispatcher). Every transport failure is translated here, once, into "no status" (STYLE.md
 §5): a timeout, a refused connection, a refused target and a protocol error are all
 retried the same way, and said at most once per attempt, at debug level, without traceback.
 
-httpx keeps the request and response API; its own transport is the dispatcher's ceiling
-(DESIGN.md, Performance: measured in bench/dispatch.py at about a tenth of raw aiohttp
-here), so requests go through the httpx-aiohttp transport: one pooled aiohttp session.
+Requests go out through one pooled aiohttp session (DESIGN.md, Performance: httpx's own
+pool was the dispatcher's ceiling, and httpx's models over aiohttp cost a quarter of the
+sender's CPU, bench/sender_cost.py).
 
 Hostile receivers (SPEC §11a, DESIGN.md invariant 8):
 
@@ -28,14 +28,12 @@ import asyncio
 import errno
 import logging
 import socket
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 import aiohttp
 import httpx
-from httpx_aiohttp import AiohttpTransport
 from standardwebhooks.webhooks import Webhook
 
 from tables.addresses import is_public_address
@@ -44,12 +42,14 @@ from tables.request import OutgoingRequest
 log = logging.getLogger("flare.sender")
 
 # Errors that mean "the subscriber did not answer with a status": retried (§9.3).
-# httpx-aiohttp maps the common aiohttp errors to httpx ones; the rest of aiohttp's tree
-# is caught too so that no transport failure escapes as a crash of the sending task.
-TRANSPORT_ERRORS = (httpx.TransportError, httpx.InvalidURL, httpx.UnsupportedProtocol,
-                    aiohttp.ClientError, asyncio.TimeoutError, OSError)
+# aiohttp's whole tree (connection, payload, invalid or non-HTTP URL), the deadline, and
+# OSError, so that no transport failure escapes as a crash of the sending task.
+TRANSPORT_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
 
 DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024
+READ_CHUNK = 16 * 1024
+#: The trust store httpx used (certifi), so verification is what it was.
+SSL_CONTEXT = httpx.create_ssl_context()
 
 
 class TargetRefused(PermissionError):
@@ -96,15 +96,12 @@ def _reason(exc: BaseException) -> str:
 
 
 class Sender:
-    """httpx requests over the httpx-aiohttp transport (one pooled aiohttp session); no
-    redirects; a total deadline per attempt; a bounded read of the answer; public
-    addresses only unless ``allow_private``.
+    """aiohttp requests over one pooled session; no redirects; a total deadline per
+    attempt; a bounded read of the answer; public addresses only unless ``allow_private``.
 
-    Requests go to the transport directly (``handle_async_request``, httpx's public
-    transport API) rather than through ``httpx.AsyncClient``: the client's layers are
-    auth, redirects, cookies and base-URL merging, none of which a notification uses (no
-    redirects by SPEC §9.2, absolute URLs, no cookies kept between subscribers), and they
-    cost about half of the dispatcher's CPU per request (py-spy, bench/dispatch.py).
+    aiohttp directly, not httpx: httpx's request and response models over the
+    httpx-aiohttp transport cost about a quarter of the sender's CPU per request and
+    brought nothing a notification uses (bench/sender_cost.py, docs/architecture.md).
     """
 
     def __init__(self, timeout: float, connections: int = 256, *, allow_private: bool = False,
@@ -112,10 +109,10 @@ class Sender:
                  resolver: aiohttp.abc.AbstractResolver | None = None) -> None:
         self._deadline = timeout
         self._max_response_bytes = max_response_bytes
-        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-        self._transport = AiohttpTransport(
-            limits=limits, client=self._session_factory(connections, allow_private, resolver))
-        self._timeout = httpx.Timeout(timeout).as_dict()
+        self._connections = connections
+        self._allow_private = allow_private
+        self._resolver = resolver
+        self._session: aiohttp.ClientSession | None = None
 
     @classmethod
     def from_settings(cls, settings: Any) -> "Sender":
@@ -123,21 +120,16 @@ class Sender:
                    allow_private=settings.allow_private_targets,
                    max_response_bytes=settings.delivery_max_response_bytes)
 
-    @staticmethod
-    def _session_factory(connections: int, allow_private: bool,
-                         resolver: aiohttp.abc.AbstractResolver | None
-                         ) -> Callable[[], aiohttp.ClientSession]:
-        """Made on first use, inside the running loop (as the transport does itself)."""
-
-        def make() -> aiohttp.ClientSession:
-            connector = aiohttp.TCPConnector(
-                limit=connections, ssl=httpx.create_ssl_context(), resolver=resolver,
-                socket_factory=None if allow_private else public_socket)
-            # trust_env stays off: no proxy from the environment, where the check would
-            # see the proxy's address instead of the subscriber's.
-            return aiohttp.ClientSession(connector=connector, trust_env=False)
-
-        return make
+    def _make_session(self) -> aiohttp.ClientSession:
+        """Made on first use, inside the running loop."""
+        connector = aiohttp.TCPConnector(
+            limit=self._connections, ssl=SSL_CONTEXT, resolver=self._resolver,
+            socket_factory=None if self._allow_private else public_socket)
+        # trust_env stays off: no proxy from the environment, where the check would see
+        # the proxy's address instead of the subscriber's. The deadline is ours (send).
+        return aiohttp.ClientSession(connector=connector, trust_env=False,
+                                     timeout=aiohttp.ClientTimeout(total=None),
+                                     auto_decompress=False)
 
     async def send(self, request: OutgoingRequest, headers: list[tuple[str, str]]) -> Sent:
         try:
@@ -149,18 +141,22 @@ class Sender:
             return Sent(None, reason)
 
     async def _attempt(self, request: OutgoingRequest, headers: list[tuple[str, str]]) -> int:
-        outgoing = httpx.Request(request.method, request.url, headers=headers,
-                                 content=request.body, extensions={"timeout": self._timeout})
-        response = await self._transport.handle_async_request(outgoing)
+        if self._session is None:
+            self._session = self._make_session()
+        response = await self._session.request(request.method, request.url,
+                                               headers=headers, data=request.body,
+                                               allow_redirects=False, compress=False)
         try:
             read = 0
-            async for chunk in response.aiter_raw():
+            async for chunk in response.content.iter_chunked(READ_CHUNK):
                 read += len(chunk)
                 if read >= self._max_response_bytes:
-                    break  # the rest is not read: the connection is closed, not pooled
+                    response.close()  # the rest is not read: the connection is closed
+                    break
         finally:
-            await response.aclose()
-        return response.status_code
+            response.release()
+        return response.status
 
     async def close(self) -> None:
-        await self._transport.aclose()
+        if self._session is not None:
+            await self._session.close()

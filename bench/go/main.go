@@ -2,13 +2,14 @@
 // of a measurement is Python (a Python client saturates before Flare does, DESIGN.md).
 // Standard library only; built by the bench into var/ on first use.
 //
-//	flarebench put -target URL -prefix DOCURL -n N [-start I] [-revision R] [-workers W | -rate R] -out FILE
-//	flarebench subscribe -target URL -resource RID -sink URL -n N -workers W -out FILE
+//	flarebench put -target URL[,URL...] -prefix DOCURL -n N [-start I] [-revision R] [-workers W | -rate R] -out FILE
+//	flarebench subscribe -target URL[,URL...] -resource RID -sink URL -n N -workers W -out FILE
 //	flarebench receive -listen 127.0.0.1:PORT
 //
 // Times are wall-clock nanoseconds (CLOCK_REALTIME), comparable across processes on one
 // machine. put and subscribe print one JSON summary line on stdout and write one JSON line
-// per request to -out; receive answers 200 at once and keeps (arrival, path, revision) per
+// per request to -out; with several -target URLs (one per Flare process of one app id),
+// request i goes to URL i mod count. receive answers 200 at once and keeps (arrival, path, revision) per
 // request, served by GET /_count, POST /_dump?file=F (JSON lines) and POST /_reset.
 package main
 
@@ -23,6 +24,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -80,6 +82,7 @@ type summary struct {
 func run(n, workers int, rate float64, build func(i int) (*http.Request, error), out string) {
 	c := client(workers)
 	results := make([]result, n)
+	var failures atomic.Int64 // the first few are printed on stderr
 	one := func(i int) {
 		req, err := build(i)
 		if err != nil {
@@ -90,9 +93,14 @@ func run(n, workers int, rate float64, build func(i int) (*http.Request, error),
 		status := 0
 		resp, err := c.Do(req)
 		if err == nil {
-			io.Copy(io.Discard, resp.Body)
+			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			status = resp.StatusCode
+			if status >= 300 && failures.Add(1) <= 5 {
+				fmt.Fprintf(os.Stderr, "%s %s: %d %s\n", req.Method, req.URL, status, body)
+			}
+		} else if failures.Add(1) <= 5 {
+			fmt.Fprintf(os.Stderr, "%s %s: %v\n", req.Method, req.URL, err)
 		}
 		results[i] = result{I: i, Sent: sent, Done: time.Now().UnixNano(), Status: status}
 	}
@@ -163,7 +171,7 @@ func document(i, revision int) []byte {
 
 func put(args []string) {
 	fs := flag.NewFlagSet("put", flag.ExitOnError)
-	target := fs.String("target", "", "Flare's base URL")
+	target := fs.String("target", "", "Flare's base URLs, comma-separated")
 	prefix := fs.String("prefix", "http://e2e.test/users/", "document URL before the number")
 	n := fs.Int("n", 1000, "documents to PUT")
 	start := fs.Int("start", 0, "number of the first document")
@@ -172,9 +180,10 @@ func put(args []string) {
 	rate := fs.Float64("rate", 0, "requests per second, open loop (0: as fast as the workers go)")
 	out := fs.String("out", "put.jsonl", "one JSON line per request")
 	fs.Parse(args)
+	targets := strings.Split(*target, ",")
 	run(*n, *workers, *rate, func(i int) (*http.Request, error) {
 		doc := *start + i
-		req, err := http.NewRequest("PUT", *target+"/documents/"+*prefix+strconv.Itoa(doc),
+		req, err := http.NewRequest("PUT", targets[i%len(targets)]+"/documents/"+*prefix+strconv.Itoa(doc),
 			bytes.NewReader(document(doc, *revision)))
 		if err == nil {
 			req.Header.Set("Content-Type", "application/json")
@@ -185,17 +194,18 @@ func put(args []string) {
 
 func subscribe(args []string) {
 	fs := flag.NewFlagSet("subscribe", flag.ExitOnError)
-	target := fs.String("target", "", "Flare's base URL")
+	target := fs.String("target", "", "Flare's base URLs, comma-separated")
 	resource := fs.String("resource", "", "resource id")
 	sink := fs.String("sink", "", "receiver base URL")
 	n := fs.Int("n", 1000, "subscriptions to create")
 	workers := fs.Int("workers", 32, "closed-loop workers")
 	out := fs.String("out", "subscribe.jsonl", "one JSON line per request")
 	fs.Parse(args)
+	targets := strings.Split(*target, ",")
 	run(*n, *workers, 0, func(i int) (*http.Request, error) {
 		body := fmt.Sprintf(`{"endpoint":{"url":"%s/f%d/{id}","method":"post"},"delivery":{"success":[200],"discard":[410]}}`,
 			*sink, i)
-		req, err := http.NewRequest("POST", *target+"/resources/"+*resource+"/subscriptions",
+		req, err := http.NewRequest("POST", targets[i%len(targets)]+"/resources/"+*resource+"/subscriptions",
 			bytes.NewReader([]byte(body)))
 		if err == nil {
 			req.Header.Set("Content-Type", "application/json")

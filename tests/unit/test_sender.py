@@ -75,6 +75,15 @@ async def test_a_private_target_is_refused_at_connect(receiver):
     assert receiver.received() == []
 
 
+def test_a_private_target_is_refused_at_connect_under_uvloop(receiver):
+    # flare start runs on uvloop (uvicorn picks it): its sockets come from the same factory.
+    import uvloop
+
+    sent = uvloop.run(send(Sender(5), f"{receiver.url}/x"))
+    assert sent.error.startswith("TargetRefused: 127.0.0.1 is not a public address")
+    assert receiver.received() == []
+
+
 async def test_an_allowed_private_target_still_works(receiver):
     sent = await send(Sender(5, allow_private=True), f"{receiver.url}/x")
     assert sent.status == 200
