@@ -188,10 +188,6 @@ def offer(
     if change.action_kind == "delete":
         # A delete starts a new life: numbered by its own id when the offer has one
         # (absolute, so a rebuild from a compacted log numbers it the same), else counted.
-        # A delete whose id is not past the lives seen here was applied already: it is
-        # read again after a crash, and must not replace a put that came after it.
-        if change.generation and change.generation <= max(base, state.life):
-            return state, False
         new = replace(change, generation=max(base + 1, change.generation))
     else:
         new = replace(change, generation=base)

@@ -417,21 +417,3 @@ def test_random_interleavings_keep_the_invariants() -> None:
     for seed in range(300):
         totals.update(_simulate(seed))
     assert min(totals.values()) > 0, totals
-
-
-def test_a_delete_read_again_after_a_crash_does_not_replace_the_put_that_followed_it() -> None:
-    """put 3, delete (documents offset 41 → id 42) and put 5 were offered; after a crash the
-    dispatcher reads the delete again. It must change nothing: had it replaced the waiting
-    put 5 (a new life), the subscriber, who has the delete, would never hear of put 5."""
-    state, _ = offer(DeliveryState(), put(3), NOW)
-    state = on_outcome(state, Outcome.DELIVERED, NOW, None, 0.5, sent=state.pending)
-    state, _ = offer(state, delete(3, generation=42), NOW)
-    state = on_outcome(state, Outcome.DELIVERED, NOW, None, 0.5, sent=state.pending)
-    state, _ = offer(state, put(5), NOW)
-    assert state.pending.action_kind == "put" and next_action(state, NOW)[1] == "create"
-
-    again, changed = offer(state, delete(3, generation=42), NOW)
-    assert (again, changed) == (state, False)
-    # A later delete of the same document (a larger offset) still replaces it.
-    later, _ = offer(state, delete(5, generation=77), NOW)
-    assert later.pending.action_kind == "delete"
