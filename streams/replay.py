@@ -17,8 +17,7 @@ Steps (each waits for the one before):
      ``<app id>.changes`` and ``<app id>.deliveries`` at the snapshot, so ``flare start``
      with that app id goes on from there;
   6. unless a dry run: produce an offer and a redrive for each missing document to
-     ``<prefix>.deliveries`` (each under its own key, in the base key's partition:
-     tables/events.py), acks=all. The running dispatcher (of any app id on these
+     ``<prefix>.deliveries``, acks=all. The running dispatcher (of any app id on these
      topics) sends them; its rules skip whatever a subscriber already has.
 
 Nothing is sent to a subscriber from here: sending stays the dispatcher's job.
@@ -42,10 +41,8 @@ from aiokafka.protocol.api import Request
 
 from app.config import Settings
 from streams.registry_view import REGISTRY_HEADER, RegistryView
-from streams.stage import FETCH_BYTES, header, partition_of
+from streams.stage import FETCH_BYTES
 from streams.topics import ensure_topics
-from tables.documents import REPAIR_HEADER
-from tables.events import base_key
 from tables.replay import Missing, missing, offers_for, replay_change, replay_event
 
 #: progress(task, done, total): ``task`` names a topic or a step; called as records go.
@@ -128,7 +125,7 @@ async def replay(settings: Settings, app_id: str, dry_run: bool,
             table = documents[record.partition]
             stored = table.get(record.key)
             new = replay_change(stored, record.key, record.value, record.timestamp,
-                                record.offset, index, header(record, REPAIR_HEADER))
+                                record.offset, index)
             if new is not None:
                 table[record.key] = new
 
@@ -139,17 +136,16 @@ async def replay(settings: Settings, app_id: str, dry_run: bool,
         deliveries: dict[int, dict[bytes, dict]] = {p: {} for p in delivery_ends}
 
         def on_event(record: Any) -> None:
-            if record.key is None or record.value is None:  # a tombstone
+            if record.key is None:
                 return
             table = deliveries[record.partition]
-            key = base_key(record.key)  # outcomes and redrives have keys of their own
-            sid = key.split(b"|", 1)[0].decode(errors="replace")
-            new = replay_event(table.get(key), record.value, record.timestamp / 1000,
+            sid = record.key.split(b"|", 1)[0].decode(errors="replace")
+            new = replay_event(table.get(record.key), record.value, record.timestamp / 1000,
                                sid in subscribed)
             if new is None:
-                table.pop(key, None)
+                table.pop(record.key, None)
             else:
-                table[key] = new
+                table[record.key] = new
 
         summary.read[deliveries_topic] = await _read(reader, deliveries_topic, delivery_ends,
                                                      on_event, progress)
@@ -182,10 +178,8 @@ async def replay(settings: Settings, app_id: str, dry_run: bool,
             records = offers_for(summary.missing)
             headers = [(REGISTRY_HEADER, mark)]
             sent = []
-            partitions = len(delivery_ends)
-            for n, (key, value, base) in enumerate(records, 1):
+            for n, (key, value) in enumerate(records, 1):
                 sent.append(await producer.send(deliveries_topic, value, key=key,
-                                                partition=partition_of(base, partitions),
                                                 headers=headers))
                 if n % 1000 == 0 or n == len(records):
                     progress("offers", n, len(records))

@@ -76,9 +76,6 @@ class DeliveryState:
     last_status: int | None = None
     dead: bool = False
     received_generation: int = 0
-    #: the latest life (generation) any offer showed, sent or not: a put after a delete
-    #: that changed nothing here (nothing to delete) still belongs to the new life
-    life: int = 0
 
     def to_record(self) -> dict[str, Any]:
         """The table value (self-describing, ``"v": 1``)."""
@@ -100,8 +97,7 @@ class DeliveryState:
             "next_attempt_at": self.next_attempt_at,
             "first_failure_at": self.first_failure_at,
             "last_status": self.last_status,
-            "life": self.life,
-            "dead": self.dead,  # last: api/metrics.py reads it without decoding
+            "dead": self.dead,
         }
 
     @classmethod
@@ -123,7 +119,6 @@ class DeliveryState:
             last_status=record["last_status"],
             dead=record["dead"],
             received_generation=record["received_generation"],
-            life=record.get("life", 0),
         )
 
 
@@ -183,16 +178,8 @@ def offer(
     if change.action_kind == "put" and change.revision is None:
         raise ValueError("a put needs a revision")
     waiting = state.pending
-    base = max(state.life,
-               state.received_generation if waiting is None else waiting.generation)
-    if change.action_kind == "delete":
-        # A delete starts a new life: numbered by its own id when the offer has one
-        # (absolute, so a rebuild from a compacted log numbers it the same), else counted.
-        new = replace(change, generation=max(base + 1, change.generation))
-    else:
-        new = replace(change, generation=base)
-    if new.generation > state.life:
-        state = replace(state, life=new.generation)
+    base = state.received_generation if waiting is None else waiting.generation
+    new = replace(change, generation=base + (change.action_kind == "delete"))
     if waiting is None:
         if _action(new, state) is None:
             return state, False
@@ -251,7 +238,6 @@ def on_outcome(
             state,
             received=sent.revision if sent.action_kind == "put" else None,
             received_generation=sent.generation,
-            life=max(state.life, sent.generation),
             pending=None if state.pending == sent else state.pending,
             attempt=0,
             first_failure_at=None,
@@ -259,9 +245,7 @@ def on_outcome(
             dead=False,
             last_status=status,
         )
-        # A waiting change that looks unneeded now is kept: in a replay an older request's
-        # outcome may still follow and make it needed; next_action drops it when due.
-        return settled
+        return _settle(settled)
     # Step 2
     settled = _settle(replace(state, last_status=status))
     if settled.pending is None:

@@ -34,8 +34,7 @@ def delete(rev: int | None = 9, generation: int = 0) -> PendingChange:
 
 
 def waiting(pending: PendingChange, received: int | None = None, **kw: Any) -> DeliveryState:
-    """A state with ``pending`` due at NOW (its life: the latest generation it has seen)."""
-    kw.setdefault("life", max(pending.generation, kw.get("received_generation", 0)))
+    """A state with ``pending`` due at NOW."""
     return DeliveryState(received=received, pending=pending, next_attempt_at=NOW, **kw)
 
 
@@ -54,11 +53,8 @@ FAILING = {"attempt": 2, "first_failure_at": 900.0, "next_attempt_at": NOW + 50,
         (DeliveryState(received=5), put(4), DeliveryState(received=5), False),
         # §9.1 some + delete → delete; the delete starts the document's next life
         (DeliveryState(received=5), delete(5), waiting(delete(5, 1), 5), True),
-        # §9.1 none + delete → nothing, but a later put is of the next life (a rebuild
-        # from a compacted topic may see the put without what was before the delete)
-        (DeliveryState(), delete(), DeliveryState(life=1), False),
-        # a delete offer numbered by its documents offset: its life is that number
-        (DeliveryState(received=5), delete(5, 42), waiting(delete(5, 42), 5), True),
+        # §9.1 none + delete → nothing
+        (DeliveryState(), delete(), DeliveryState(), False),
         # §9.4 a newer revision replaces a retrying one and keeps its backoff
         (
             DeliveryState(3, put(5), **FAILING),
@@ -73,14 +69,14 @@ FAILING = {"attempt": 2, "first_failure_at": 900.0, "next_attempt_at": NOW + 50,
         (
             DeliveryState(3, put(5), **FAILING),
             delete(5),
-            DeliveryState(3, delete(5, 1), **FAILING, life=1),
+            DeliveryState(3, delete(5, 1), **FAILING),
             False,
         ),
         # §9.1 a put after a waiting delete: the delete cleared the record, so any revision
         # (even below the record) replaces it, in the next life (sent as a create)
         (waiting(delete(5, 1), 3), put(2), waiting(put(2, 1), 3), True),
         # a second delete adds nothing to a waiting one
-        (waiting(delete(5, 1), 3), delete(5), waiting(delete(5, 1), 3, life=2), False),
+        (waiting(delete(5, 1), 3), delete(5), waiting(delete(5, 1), 3), False),
         # §9.4 a delete behind a create that may be in flight is kept, not judged yet
         (waiting(put(5)), delete(5), waiting(delete(5, 1)), True),
         # §9.1 after a delivered delete (no record, life 1), a put is a create in life 1
@@ -119,7 +115,7 @@ def test_offer(
         (waiting(put(5), 3), waiting(put(5), 3), "update"),  # §9.1 r + newer put
         (waiting(delete(5, 1), 5), waiting(delete(5, 1), 5), "delete"),  # §9.1 some + delete
         # §9.1 none + delete: the create it followed was never delivered; cleared, not sent
-        (waiting(delete(5, 1)), DeliveryState(next_attempt_at=NOW, life=1), None),
+        (waiting(delete(5, 1)), DeliveryState(next_attempt_at=NOW), None),
         # §9.1 + §9.4 a put that replaced a delete is a create, even below the record
         (waiting(put(2, 1), 3), waiting(put(2, 1), 3), "create"),
         (waiting(put(7, 1), 3), waiting(put(7, 1), 3), "create"),
@@ -171,7 +167,7 @@ SLOW = Retry(initial=2.0, max=10.0, give_up_after=60.0)
             Outcome.DELIVERED,
             200,
             None,
-            DeliveryState(None, None, 0, NOW, None, 200, received_generation=1, life=1),
+            DeliveryState(None, None, 0, NOW, None, 200, received_generation=1),
         ),
         # §9.3 first failure: record kept, retry after rand * 1 s
         (
@@ -244,7 +240,7 @@ SLOW = Retry(initial=2.0, max=10.0, give_up_after=60.0)
             Outcome.DELIVERED,
             200,
             None,
-            DeliveryState(5, delete(5, 1), 0, NOW, None, 200, life=1),
+            DeliveryState(5, delete(5, 1), 0, NOW, None, 200),
         ),
         # ... and dropped when the create failed: the subscriber never had the document
         (
@@ -253,7 +249,7 @@ SLOW = Retry(initial=2.0, max=10.0, give_up_after=60.0)
             Outcome.RETRY,
             503,
             None,
-            DeliveryState(None, None, 0, NOW, None, 503, life=1),
+            DeliveryState(None, None, 0, NOW, None, 503),
         ),
         # §9.1 deleted and put again at the same revision while put(5) was in flight
         (
@@ -262,7 +258,7 @@ SLOW = Retry(initial=2.0, max=10.0, give_up_after=60.0)
             Outcome.DELIVERED,
             200,
             None,
-            DeliveryState(5, put(5, 1), 0, NOW, None, 200, life=1),
+            DeliveryState(5, put(5, 1), 0, NOW, None, 200),
         ),
     ],
 )
