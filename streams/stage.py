@@ -71,8 +71,9 @@ MAX_BATCH = 2000
 YIELD_EVERY = 200
 FETCH_BYTES = 4 * 1024 * 1024
 #: Records produced or buffered and not yet committed past which the next commit starts
-#: at once, and the loop waits for a running one: memory stays bounded however large the
-#: backlog (a million-document backlog held 2.8 GB before).
+#: at once; past three times this the loop waits for the running one. Memory stays bounded
+#: however large the backlog (a million-document backlog held 2.8 GB before), and the loop
+#: goes on while a commit runs.
 MAX_UNCOMMITTED = 20_000
 #: Room kept below ``Settings.max_record_bytes`` (what the producers and Flare's topics
 #: carry) for the framing aiokafka counts around a record's key, value and headers.
@@ -362,7 +363,8 @@ class Stage(ConsumerRebalanceListener):
         committed_at = time.monotonic()
         while not self._stopping:
             running = self._committing
-            if running is not None and not running.done() and self._uncommitted() > MAX_UNCOMMITTED:
+            if (running is not None and not running.done()
+                    and self._uncommitted() > 3 * MAX_UNCOMMITTED):
                 # Backpressure: reading a backlog faster than the commit writes its
                 # changelog would hold every record since the last commit in memory.
                 await asyncio.wait({running})
