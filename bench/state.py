@@ -197,7 +197,7 @@ class Tracked:
         home = ctx.work / f"state-{label(n)}"
         self.flare = FlareProcess(bootstrap=ctx.bootstrap, data_dir=home / "data",
                                   prefix=self.prefix, app_id=self.prefix,
-                                  env={"FLARE_LOG_LEVEL": "warning"})
+                                  env={"FLARE_LOG_LEVEL": "warning", "FLARE_TABLE_STORE": "rocksdb"})
         # The log outlives the data dir, which the rebuild deletes.
         home.mkdir(parents=True, exist_ok=True)
         self.flare.log_path = home / "flare.log"

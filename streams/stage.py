@@ -338,8 +338,7 @@ class Stage(ConsumerRebalanceListener):
             if client is not None:
                 with contextlib.suppress(Exception):
                     await client.stop()
-        self._close_tables(self.tables)
-        self.tables = {}
+        self._close_tables(self.tables)  # kept in ``tables``: a memory table stays readable
 
     def _close_tables(self, tables: dict[int, Table]) -> None:
         for table in tables.values():

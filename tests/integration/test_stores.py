@@ -43,7 +43,7 @@ def changelog_records(flare, table: str) -> int:
 def test_restarts_read_the_tail_and_a_wiped_store_is_rebuilt_without_sending_again(flare_factory):
     receiver = Receiver().up()
     try:
-        flare = flare_factory().start()
+        flare = flare_factory(env={"FLARE_TABLE_STORE": "rocksdb"}).start()
         rid, base = new_resource(flare)
         subscribe(flare, rid, receiver.url + "/s/{id}")
         for version in (1, 2):

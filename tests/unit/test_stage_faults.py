@@ -93,10 +93,11 @@ def offered(broker: FakeBroker) -> list[tuple[str, int]]:
 
 def table_matches_changelog(stage: Changes, broker: FakeBroker) -> bool:
     """The stage's tables, or after it stopped its stores on disk, hold the changelog."""
-    opened = {} if stage.tables else {p: stage.stores.open(p) for p in (0, 1)}
+    opened = {p: stage.stores.open(p) for p, t in stage.tables.items()
+              if getattr(t, "_db", True) is None}  # a store closed at stop: read it again
     try:
-        held = {key: value for table in (stage.tables or opened).values()
-                for key, value in table.items()}
+        held = {key: value for p, table in stage.tables.items()
+                for key, value in opened.get(p, table).items()}
     finally:
         for table in opened.values():
             table.close()

@@ -19,10 +19,11 @@ from app.config import Settings
 from streams.store import DiskTable, MemoryTable, StoreOptions
 from tables.documents import change_value
 from tests.stage_fakes import FakeBroker, FakeProducer
-from tests.unit.test_stage_faults import (CHANGELOG, DELIVERIES, SETTINGS, SOURCE, kill,
+from tests.unit.test_stage_faults import (CHANGELOG, DELIVERIES, SOURCE, kill,
                                           make_stage, table_matches_changelog, until)
 
 OPTIONS = StoreOptions(8 << 20, 8 << 20)
+SETTINGS = Settings(partitions=2, topic_prefix="f", app_id="f", table_store="rocksdb")
 
 
 @pytest.fixture(autouse=True)
