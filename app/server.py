@@ -7,7 +7,6 @@ import logging
 import uvicorn
 
 from api.app import create_api
-from api.protocol import FragmentKeepingHttpTools
 from app.config import Settings
 from app.logs import configure_logging, private_targets_line
 from streams.changes import Changes
@@ -37,6 +36,6 @@ def serve(settings: Settings) -> None:
     api = create_api(runtime)
     config = uvicorn.Config(api, host=settings.http_host, port=settings.http_port,
                             lifespan="on", log_level=settings.log_level, access_log=False,
-                            log_config=None, http=FragmentKeepingHttpTools,
+                            log_config=None, loop="asyncio", http="h11",
                             timeout_graceful_shutdown=10)
     uvicorn.Server(config).run()
