@@ -54,9 +54,9 @@ class Settings:
     data_dir: str = "var/data"
     #: Where the stages keep their tables: ``memory`` (every start reads the whole
     #: changelog) or ``rocksdb`` (on disk, a restart reads only the changelog's tail,
-    #: memory bounded by the caches below). ``rocksdb`` is not the default yet: under the
-    #: SIGKILL test (tests/integration/test_crash.py) subscribers got duplicates and older
-    #: revisions with it, and not with ``memory`` (docs/architecture.md, Known limits).
+    #: memory bounded by the caches below). ``rocksdb`` is not the default yet: it has
+    #: passed the SIGKILL test (tests/integration/test_crash.py) once since that test's
+    #: failures were traced to uvloop (docs/architecture.md, Known limits).
     table_store: str = "memory"
     #: RocksDB block cache shared by every store of the process, in bytes.
     store_cache_bytes: int = 128 * 1024 * 1024
