@@ -32,19 +32,18 @@ def machine_busy() -> tuple[float, float]:
     return (sum(fields[:8]) - idle) / _TICK, sum(fields[:8]) / _TICK
 
 
-class CpuSampler:
-    """Samples a process's CPU time every ``interval`` seconds, against wall-clock time,
-    so the CPU spent in any window found afterwards (e.g. between two record timestamps)
-    can be read back."""
+class _Watcher:
+    """A thread that calls :meth:`sample` every ``interval`` seconds while in a ``with``."""
 
-    def __init__(self, pid: int, interval: float = 0.05) -> None:
+    name = "watcher"
+
+    def __init__(self, pid: int, interval: float) -> None:
         self.pid = pid
         self.interval = interval
-        self.samples: list[tuple[float, float]] = []
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True, name="cpu-sampler")
+        self._thread = threading.Thread(target=self._run, daemon=True, name=self.name)
 
-    def __enter__(self) -> CpuSampler:
+    def __enter__(self):
         self._thread.start()
         return self
 
@@ -54,10 +53,28 @@ class CpuSampler:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            cpu = cpu_seconds(self.pid)
-            if cpu is not None:
-                self.samples.append((time.time(), cpu))
-            time.sleep(self.interval)
+            self.sample()
+            self._stop.wait(self.interval)
+
+    def sample(self) -> None:
+        raise NotImplementedError
+
+
+class CpuSampler(_Watcher):
+    """Samples a process's CPU time every ``interval`` seconds, against wall-clock time,
+    so the CPU spent in any window found afterwards (e.g. between two record timestamps)
+    can be read back."""
+
+    name = "cpu-sampler"
+
+    def __init__(self, pid: int, interval: float = 0.05) -> None:
+        self.samples: list[tuple[float, float]] = []
+        super().__init__(pid, interval)
+
+    def sample(self) -> None:
+        cpu = cpu_seconds(self.pid)
+        if cpu is not None:
+            self.samples.append((time.time(), cpu))
 
     def between(self, start: float, end: float) -> float | None:
         """CPU seconds spent between two wall-clock times (nearest samples)."""
@@ -94,40 +111,30 @@ def available_memory() -> int:
     return 0
 
 
-class MemoryGuard:
+class MemoryGuard(_Watcher):
     """Watches a process's resident set every ``interval`` seconds and SIGKILLs it past
     ``limit`` bytes: on a shared machine a benchmark must not bring the kernel's OOM killer
     down on the broker or on other people's processes. ``tripped`` says it did."""
 
+    name = "memory-guard"
+
     def __init__(self, pid: int, limit: int, interval: float = 0.25) -> None:
-        self.pid = pid
         self.limit = limit
-        self.interval = interval
         self.rss = 0
         self.tripped: int | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True, name="memory-guard")
+        super().__init__(pid, interval)
 
-    def __enter__(self) -> MemoryGuard:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            found = memory(self.pid)
-            if found is not None:
-                self.rss = found[0]
-                if found[0] > self.limit and self.tripped is None:
-                    self.tripped = found[0]
-                    try:
-                        os.kill(self.pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-            time.sleep(self.interval)
+    def sample(self) -> None:
+        found = memory(self.pid)
+        if found is None:
+            return
+        self.rss = found[0]
+        if found[0] > self.limit and self.tripped is None:
+            self.tripped = found[0]
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 class ProfiledFlare(FlareProcess):

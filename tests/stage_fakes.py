@@ -43,6 +43,20 @@ class FakeBroker:
     partitions: int = 2
     logs: dict[tuple[str, int], list[Record]] = field(default_factory=lambda: defaultdict(list))
     committed: dict[tuple[str, TopicPartition], int] = field(default_factory=dict)
+    #: consumers waiting in getmany for a record (woken by append, as a broker's long poll)
+    waiters: list[asyncio.Future] = field(default_factory=list)
+
+    async def wait_for_records(self, timeout: float) -> None:
+        """Return when a record is appended, or after ``timeout`` (a fetch's max wait)."""
+        waiter = asyncio.get_running_loop().create_future()
+        self.waiters.append(waiter)
+        try:
+            await asyncio.wait_for(waiter, timeout)
+        except TimeoutError:
+            pass
+        finally:
+            if waiter in self.waiters:
+                self.waiters.remove(waiter)
 
     def append(self, topic: str, partition: int | None, key: bytes | None, value: bytes | None,
                headers=()) -> Record:
@@ -52,6 +66,9 @@ class FakeBroker:
         record = Record(topic, partition, len(log), key, value, tuple(headers or ()),
                         int(time.time() * 1000))
         log.append(record)
+        for waiter in self.waiters:
+            if not waiter.done():
+                waiter.set_result(None)
         return record
 
     def records(self, topic: str) -> list[Record]:
@@ -192,7 +209,7 @@ class FakeConsumer:
                 batch[tp] = records
                 self.positions[tp] = records[-1].offset + 1
         if not batch:
-            await asyncio.sleep(0.01)
+            await self.broker.wait_for_records(timeout_ms / 1000)
         return batch
 
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
