@@ -54,10 +54,8 @@ class Settings:
     data_dir: str = "var/data"
     #: Where the stages keep their tables: ``memory`` (every start reads the whole
     #: changelog) or ``rocksdb`` (on disk, a restart reads only the changelog's tail,
-    #: memory bounded by the caches below). ``rocksdb`` is not the default yet: it has
-    #: passed the SIGKILL test (tests/integration/test_crash.py) once since that test's
-    #: failures were traced to uvloop (docs/architecture.md, Known limits).
-    table_store: str = "memory"
+    #: memory bounded by the caches below).
+    table_store: str = "rocksdb"
     #: RocksDB block cache shared by every store of the process, in bytes.
     store_cache_bytes: int = 128 * 1024 * 1024
     #: RocksDB memtables of every store of the process together, in bytes.
