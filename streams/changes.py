@@ -13,6 +13,11 @@ change read again after a crash changes nothing; only the change that wrote a re
 offered again (``tables.documents.apply``), and the dispatcher ignores what its
 subscribers already have.
 The table is kept in ``<app id>-documents-changelog`` (the name Faust used for it before).
+
+The documents topic is compacted, so its last record of a key must be the table's winner:
+a put that loses to a different stored document makes this stage produce the stored one
+again (a repair, ``tables.documents.repair_message``), committed after its ack like
+everything the stage produces; a repair read back changes nothing and is not offered.
 """
 
 from __future__ import annotations
@@ -29,10 +34,12 @@ from streams import metrics
 from streams.registry_view import REGISTRY_HEADER, RegistryUnavailable, RegistryView
 from streams.stage import (Parked, Stage, StageBroken, Table, check_size, decode, header,
                            record_limit)
-from tables.documents import Applied, Change, Rejected, apply, parse_message
+from tables.documents import (REPAIR_HEADER, Applied, Change, Rejected, apply, parse_message,
+                              repair_message)
 
-#: Offers for one change: (deliveries key, value) pairs, built by the delivery stage.
-OfferBuilder = Callable[[Change, Applied], list[tuple[bytes, bytes]]]
+#: Offers for one change: (deliveries key, value, partition), built by the delivery stage.
+#: The int argument is the change's offset on the documents topic.
+OfferBuilder = Callable[[Change, Applied, int], list[tuple[bytes, bytes, int]]]
 #: Seconds between two looks for delete marks past ``delete_mark_ttl``.
 EXPIRE_EVERY = 300.0
 #: How a delete mark's record starts (tables/documents.py writes it with orjson).
@@ -65,6 +72,8 @@ class Changes(Stage):
         self.offers: OfferBuilder | None = None
         self.accepted = 0
         self.rejected_count = 0
+        #: records stated again on the documents topic (tables/documents.py, repairs)
+        self.repairs = 0
         self._caught_up_at = 0.0
         self._marks_expired_at = time.monotonic()
         self.limit = record_limit(settings)
@@ -87,10 +96,14 @@ class Changes(Stage):
         if applied.changed and applied.stored is not None:
             record = _encode(applied.stored, "the stored document")
             check_size(self.limit, key, record, what="the stored document")
-        offers: list[tuple[bytes, bytes]] = []
+        repair = None
+        if applied.repair is not None:
+            repair = repair_message(change.url, applied.repair, message.offset)
+            check_size(self.limit, key, repair[0], repair[1], what="the repair")
+        offers: list[tuple[bytes, bytes, int]] = []
         if self.offers is not None and applied.offer:
             try:
-                offers = self.offers(change, applied)
+                offers = self.offers(change, applied, message.offset)
             except (TypeError, ValueError) as exc:  # orjson: nesting, integers, text
                 raise Parked(f"the notification cannot be encoded: {exc}") from None
             if offers:
@@ -99,11 +112,18 @@ class Changes(Stage):
         if applied.changed:
             await self.write(message.partition, key, record)
         self.accepted += 1
+        if repair is not None:
+            # The key's last record must be the table's winner (compaction keeps it): in
+            # the message's partition, and committed only once acknowledged (stage.py).
+            self.repairs += 1
+            value, headers, timestamp_ms = repair
+            await self.produce(self.source, value, key=key, partition=message.partition,
+                               headers=headers, timestamp_ms=timestamp_ms)
         if offers:
             headers = [(REGISTRY_HEADER, self.view.mark())]
-            for offer_key, offer_value in offers:
+            for offer_key, offer_value, partition in offers:
                 await self.produce(self.deliveries_topic, offer_value, key=offer_key,
-                                   headers=headers)
+                                   partition=partition, headers=headers)
 
     async def _registry_at(self, mark: bytes | None) -> None:
         """Invariant 7: decide against a registry at least as new as the one the change
@@ -117,7 +137,7 @@ class Changes(Stage):
     async def _parse(self, message: Any, mark: bytes | None) -> Change:
         def parse() -> Change:
             return parse_message(message.key, message.value, self.view.resource_index(),
-                                 message.timestamp)
+                                 message.timestamp, header(message, REPAIR_HEADER))
         try:
             return parse()
         except Rejected as exc:

@@ -1,7 +1,10 @@
 """Fan-out and the dispatcher: ``<prefix>.deliveries`` → deliveries table → HTTP (SPEC §9).
 
-Every event on the deliveries topic is keyed ``<subscription id>|<document URL>``, so one
-key's events stay in one partition, in order. Three kinds of events:
+Every event on the deliveries topic belongs to the base key ``<subscription id>|<document
+URL>`` and is produced to that key's partition, so one key's events stay in one
+partition, in order. The topic is compacted, so the events a replay needs together have
+keys of their own (tables/events.py: ``<subscription id>.outcome|<document URL>`` and so
+on); the dispatcher keeps its table by the base key. Three kinds of events:
 
 - ``offer``: a change of the document for this subscriber (from the changes stage);
 - ``redrive``: send a dead delivery again (from the API);
@@ -57,7 +60,8 @@ from tables.delivery import (DEAD, PENDING, DeliveryState, PendingChange, due, n
                              on_outcome, record_kind, webhook_id)
 from tables.documents import Applied, Change
 from tables.due import DueIndex
-from tables.events import REDRIVE, UnknownEvent, apply_event, offer_value, outcome_value
+from tables.events import (OUTCOME, REDRIVE, REDRIVE_KEY, SUFFIXES, UnknownEvent, apply_event,
+                           base_key, event_key, fan_out, outcome_value)
 from tables.outcome import Outcome, classify
 from tables.request import UnsafeFill, build_request
 
@@ -135,22 +139,20 @@ class Dispatcher(Stage):
         return self._kinds[PENDING], self._kinds[DEAD]
 
     # -- fan-out (asked by the changes stage for each accepted change) ------------------
-    def offers(self, change: Change, applied: Applied) -> list[tuple[bytes, bytes]]:
+    def offers(self, change: Change, applied: Applied,
+               offset: int | None = None) -> list[tuple[bytes, bytes, int]]:
         """One offer per subscription of the document's resource (SPEC §9.1), as
-        (deliveries key, value); the changes stage produces them with its batch."""
+        (deliveries key, value, partition: the base key's); the changes stage produces
+        them with its batch. ``offset``: the change's on the documents topic."""
         subscriptions = self.view.subscriptions_of(change.resource_id)
         if not subscriptions:
             return []
-        if change.action == "delete":
-            if applied.previous is None:  # nobody can hold a record of it
-                return []
-            revision, document = applied.previous["revision"], applied.previous["content"]
-        else:
-            revision, document = change.revision, change.document
-        value = offer_value(change.action, revision, document,
-                            change.updated_at)  # may raise: the caller parks
-        return [(delivery_key(subscription.id, change.url), value)
-                for subscription in subscriptions]
+        offered = fan_out(change, applied, offset)  # may raise: the caller parks
+        if offered is None:  # a delete of nothing: nobody can hold a record of it
+            return []
+        suffix, value = offered
+        keys = [delivery_key(subscription.id, change.url) for subscription in subscriptions]
+        return [(event_key(key, suffix), value, self.partition(key)) for key in keys]
 
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
@@ -178,6 +180,8 @@ class Dispatcher(Stage):
     async def process(self, message: Any, table: Table) -> None:
         key, partition = message.key, message.partition
         try:
+            if message.value is None:  # a tombstone (a deleted subscription's keys)
+                return
             mark = header(message, REGISTRY_HEADER)
             if mark is not None and not self.view.reached(mark):
                 # The offer was made against a registry this view has not read yet: an
@@ -192,7 +196,7 @@ class Dispatcher(Stage):
                     raise ValueError("expected a keyed JSON object")
             except ValueError as exc:
                 raise Parked(f"not a delivery event: {exc}") from None
-            await self._apply(partition, table, key, event)
+            await self._apply(partition, table, key, base_key(key), event)
         finally:
             end = self._catching_up.get(partition)
             if end is not None and message.offset + 1 >= end:
@@ -204,10 +208,12 @@ class Dispatcher(Stage):
         await self.produce(self.rejected_topic, message.value or b"", key=message.key,
                            headers=[("flare-reason", reason.encode())])
 
-    async def _apply(self, partition: int, table: Table, key: bytes,
+    async def _apply(self, partition: int, table: Table, event_key_: bytes, key: bytes,
                      event: dict[str, Any]) -> None:
         subscription_id, url = split_key(key)
         if subscription_id not in self.view.subscriptions:
+            if key not in table:  # a straggler (an offer racing the delete): its tombstone
+                await self.produce(self.source, None, key=event_key_, partition=partition)
             await self._forget(partition, table, key)
             return
         now = time.time()
@@ -234,9 +240,13 @@ class Dispatcher(Stage):
                     await self._forget(partition, table, key)
 
     async def _forget(self, partition: int, table: Table, key: bytes) -> None:
-        """The subscription is gone: its deliveries stop and its records go."""
+        """The subscription is gone: its deliveries stop, and its records go, from the
+        table and (tombstones) from the compacted deliveries topic."""
         if table.get(key) is not None:
             await self.write(partition, key, None)
+            for suffix in (b"", *SUFFIXES):
+                await self.produce(self.source, None, key=event_key(key, suffix),
+                                   partition=partition)
         self.waiting.discard(key)
 
     async def _settle(self, partition: int, table: Table, key: bytes, state: DeliveryState,
@@ -317,7 +327,7 @@ class Dispatcher(Stage):
             await self._settle(partition, table, key, state, now)
             if outcome is not Outcome.RETRY:  # for a replay: see the module docstring
                 await self.produce(self.source, outcome_value(outcome, status, change),
-                                   key=key, partition=partition)  # the key's: no hashing
+                                   key=event_key(key, OUTCOME), partition=partition)
         finally:
             if not released:
                 self.inflight.discard(key)
@@ -467,6 +477,7 @@ class Dispatcher(Stage):
     async def redrive_local(self, subscription_id: str) -> int:
         dead = self.local_deliveries(subscription_id, "dead")
         for delivery in dead:
-            await self.produce(self.source, REDRIVE,
-                               key=delivery_key(subscription_id, delivery["document"]))
+            key = delivery_key(subscription_id, delivery["document"])
+            await self.produce(self.source, REDRIVE, key=event_key(key, REDRIVE_KEY),
+                               partition=self.partition(key))
         return len(dead)

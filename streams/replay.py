@@ -17,7 +17,8 @@ Steps (each waits for the one before):
      ``<app id>.changes`` and ``<app id>.deliveries`` at the snapshot, so ``flare start``
      with that app id goes on from there;
   6. unless a dry run: produce an offer and a redrive for each missing document to
-     ``<prefix>.deliveries``, acks=all. The running dispatcher (of any app id on these
+     ``<prefix>.deliveries`` (each under its own key, in the base key's partition:
+     tables/events.py), acks=all. The running dispatcher (of any app id on these
      topics) sends them; its rules skip whatever a subscriber already has.
 
 Nothing is sent to a subscriber from here: sending stays the dispatcher's job.
@@ -41,8 +42,10 @@ from aiokafka.protocol.api import Request
 
 from app.config import Settings
 from streams.registry_view import REGISTRY_HEADER, RegistryView
-from streams.stage import FETCH_BYTES
+from streams.stage import FETCH_BYTES, header, partition_of
 from streams.topics import ensure_topics
+from tables.documents import REPAIR_HEADER
+from tables.events import base_key
 from tables.replay import Missing, missing, offers_for, replay_change, replay_event
 
 #: progress(task, done, total): ``task`` names a topic or a step; called as records go.
@@ -125,7 +128,7 @@ async def replay(settings: Settings, app_id: str, dry_run: bool,
             table = documents[record.partition]
             stored = table.get(record.key)
             new = replay_change(stored, record.key, record.value, record.timestamp,
-                                record.offset, index)
+                                record.offset, index, header(record, REPAIR_HEADER))
             if new is not None:
                 table[record.key] = new
 
@@ -136,16 +139,17 @@ async def replay(settings: Settings, app_id: str, dry_run: bool,
         deliveries: dict[int, dict[bytes, dict]] = {p: {} for p in delivery_ends}
 
         def on_event(record: Any) -> None:
-            if record.key is None:
+            if record.key is None or record.value is None:  # a tombstone
                 return
             table = deliveries[record.partition]
-            sid = record.key.split(b"|", 1)[0].decode(errors="replace")
-            new = replay_event(table.get(record.key), record.value, record.timestamp / 1000,
+            key = base_key(record.key)  # outcomes and redrives have keys of their own
+            sid = key.split(b"|", 1)[0].decode(errors="replace")
+            new = replay_event(table.get(key), record.value, record.timestamp / 1000,
                                sid in subscribed)
             if new is None:
-                table.pop(record.key, None)
+                table.pop(key, None)
             else:
-                table[record.key] = new
+                table[key] = new
 
         summary.read[deliveries_topic] = await _read(reader, deliveries_topic, delivery_ends,
                                                      on_event, progress)
@@ -178,8 +182,10 @@ async def replay(settings: Settings, app_id: str, dry_run: bool,
             records = offers_for(summary.missing)
             headers = [(REGISTRY_HEADER, mark)]
             sent = []
-            for n, (key, value) in enumerate(records, 1):
+            partitions = len(delivery_ends)
+            for n, (key, value, base) in enumerate(records, 1):
                 sent.append(await producer.send(deliveries_topic, value, key=key,
+                                                partition=partition_of(base, partitions),
                                                 headers=headers))
                 if n % 1000 == 0 or n == len(records):
                     progress("offers", n, len(records))

@@ -28,7 +28,7 @@ from streams.dispatcher import Dispatcher
 from streams.registry import Registry
 from streams.registry_view import REGISTRY_HEADER, RegistryView
 from streams.stage import partition_of
-from streams.topics import ensure_topics, flare_topics
+from streams.topics import ensure_topics, flare_topics, partition_counts
 from tables.errors import FlareError
 
 log = logging.getLogger("flare.runtime")
@@ -113,6 +113,11 @@ class Runtime:
             created = await ensure_topics(self.settings, admin)
             if created:
                 log.info("created topics: %s", ", ".join(created))
+            # Offers go to the partition of their base key (tables/events.py), counted on
+            # the topic as it is, before the dispatcher is given any partition.
+            deliveries = self.settings.topic("deliveries")
+            counts = await partition_counts(admin, [deliveries])
+            self.dispatcher.partitions = counts.get(deliveries, self.dispatcher.partitions)
             await self._wait_for_leaders(admin)
             await self._wait_for_coordinator(admin)
             # Step 3: our producer (acks=all), the registry view, the registry, the stages

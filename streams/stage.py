@@ -455,11 +455,12 @@ class Stage(ConsumerRebalanceListener):
 
     async def produce(self, topic: str, value: bytes, key: bytes | None = None,
                       partition: int | None = None,
-                      headers: list[tuple[str, bytes]] | None = None) -> None:
+                      headers: list[tuple[str, bytes]] | None = None,
+                      timestamp_ms: int | None = None) -> None:
         """Produce a record the next commit waits for."""
         assert self.producer is not None
         sent = await self.producer.send(topic, value, key=key, partition=partition,
-                                        headers=headers)
+                                        headers=headers, timestamp_ms=timestamp_ms)
         self._pending.append((sent, _ORIGIN.get()))
 
     def _changelog_written(self, sent: asyncio.Future) -> None:

@@ -72,6 +72,9 @@ class MemoryTable:
     def with_prefix(self, prefix: bytes) -> list[tuple[bytes, bytes]]:
         return [(k, v) for k, v in self._data.items() if k.startswith(prefix)]
 
+    def __contains__(self, key: bytes) -> bool:
+        return key in self._data
+
     def __len__(self) -> int:
         return len(self._data)
 
@@ -115,6 +118,9 @@ class DiskTable:
         if key in self.flushing:
             return self.flushing[key]
         return self._db.get(key)
+
+    def __contains__(self, key: bytes) -> bool:
+        return self.get(key) is not None
 
     def _written(self, key: bytes, default: bytes | None = None) -> bytes | None:
         """The unflushed write of ``key`` (None: deleted), or ``default`` if none."""

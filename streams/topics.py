@@ -7,6 +7,7 @@ A process creates only what is missing: no topic is made per process or per star
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -16,6 +17,10 @@ from aiokafka.errors import TopicAlreadyExistsError, for_code
 from app.config import Settings
 
 REPLIES_RETENTION_MS = 3_600_000
+#: A topic config that came from an alteration of the topic (DescribeConfigs v1+).
+DYNAMIC_TOPIC_CONFIG = 1
+
+log = logging.getLogger("flare.topics")
 
 
 class TopicMismatch(RuntimeError):
@@ -32,6 +37,9 @@ class TopicSpec:
 
     #: delete policy only: how long records are kept (None: the broker's default)
     retention_ms: int | None = None
+    #: an existing topic deleting by age is switched to compaction at start (it was
+    #: created so by an earlier version); any other wrong policy stops the start
+    adopt_compaction: bool = False
 
     def config(self) -> dict[str, str]:
         if self.compacted:
@@ -58,8 +66,11 @@ def flare_topics(settings: Settings) -> list[TopicSpec]:
         # nobody waits longer than a request's timeout: kept an hour.
         TopicSpec(settings.topic("registry.replies"), 1, compacted=False,
                   retention_ms=REPLIES_RETENTION_MS),
-        # One event per subscriber that may need a message; key: subscription|document.
-        TopicSpec(settings.topic("deliveries"), n, compacted=False),
+        # One event per subscriber that may need a message; key: subscription|document,
+        # with a kind after the subscription id for events a replay needs beside the
+        # latest offer (tables/events.py). Compacted: a replay needs the last of each for
+        # ever, not for a week (it was delete before: adopted, see ensure_topics).
+        TopicSpec(settings.topic("deliveries"), n, compacted=True, adopt_compaction=True),
         # Delivery events the dispatcher could not read, with the reason (invariant 6).
         TopicSpec(settings.topic("deliveries.rejected"), n, compacted=False),
         # The documents table of the changes stage (streams/changes.py); per app id, like
@@ -128,18 +139,46 @@ async def compaction(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, 
 
 
 async def ensure_topics(settings: Settings, admin: AIOKafkaAdminClient) -> list[str]:
-    """Create the missing topics and return their names; then check them all
+    """Create the missing topics and return their names; switch an existing deliveries
+    topic that deletes by age to compaction (once, logged: an earlier version created it
+    so, and what it then keeps only grows more exact); then check them all
     (:func:`mismatches`), raising :class:`TopicMismatch` with what to do."""
     specs = flare_topics(settings)
     existing = set(await admin.list_topics())
     missing = [spec for spec in specs if spec.name not in existing]
     created = await _create(settings, admin, missing, existing) if missing else []
     names = [spec.name for spec in specs]
-    problems = mismatches(specs, await partition_counts(admin, names),
-                          await compaction(admin, names))
+    policies = await compaction(admin, names)
+    for spec in specs:
+        if spec.adopt_compaction and policies.get(spec.name) is False:
+            await _compact(admin, spec.name)
+            policies[spec.name] = True
+    problems = mismatches(specs, await partition_counts(admin, names), policies)
     if problems:
         raise TopicMismatch("; ".join(problems))
     return created
+
+
+async def _compact(admin: AIOKafkaAdminClient, name: str) -> None:
+    """Set ``cleanup.policy=compact`` on an existing topic, keeping its other settings.
+
+    aiokafka has no IncrementalAlterConfigs, and AlterConfigs replaces every setting of
+    the topic: so the topic's own settings are read first and sent back with the policy."""
+    described = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
+    own = {entry[0]: entry[1] for response in described for resource in response.resources
+           for entry in resource[4] if entry[3] == DYNAMIC_TOPIC_CONFIG}
+    old = own.get("cleanup.policy", "delete")
+    own["cleanup.policy"] = "compact"
+    responses = await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, name, own)])
+    for response in responses:
+        for code, message, *_ in response.resources:
+            if code != 0:
+                raise TopicMismatch(f"{name} has cleanup.policy {old} and could not be set to "
+                                    f"compact ({for_code(code).__name__}: {message}); set it: "
+                                    "kafka-configs --alter --add-config cleanup.policy=compact")
+    log.warning("switched %s from cleanup.policy=%s to compact: delivery events are kept "
+                "by key now, so flare replay knows what subscribers have for ever "
+                "(docs/architecture.md)", name, old)
 
 
 async def _create(settings: Settings, admin: AIOKafkaAdminClient, missing: list[TopicSpec],

@@ -57,6 +57,9 @@ class PendingChange:
     document: dict[str, Any] | None
     updated_at: int
     generation: int = 0
+    #: where the change is in the document's history: its ``<prefix>.documents`` offset + 1
+    #: (0: unknown). Only :func:`offer` reads it; it is not stored.
+    seq: int = 0
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,9 @@ class DeliveryState:
     last_status: int | None = None
     dead: bool = False
     received_generation: int = 0
+    #: the latest life (generation) any offer showed, sent or not: a put after a delete
+    #: that changed nothing here (nothing to delete) still belongs to the new life
+    life: int = 0
 
     def to_record(self) -> dict[str, Any]:
         """The table value (self-describing, ``"v": 1``)."""
@@ -97,7 +103,8 @@ class DeliveryState:
             "next_attempt_at": self.next_attempt_at,
             "first_failure_at": self.first_failure_at,
             "last_status": self.last_status,
-            "dead": self.dead,
+            "life": self.life,
+            "dead": self.dead,  # last: api/metrics.py reads it without decoding
         }
 
     @classmethod
@@ -119,6 +126,7 @@ class DeliveryState:
             last_status=record["last_status"],
             dead=record["dead"],
             received_generation=record["received_generation"],
+            life=record.get("life", 0),
         )
 
 
@@ -178,8 +186,26 @@ def offer(
     if change.action_kind == "put" and change.revision is None:
         raise ValueError("a put needs a revision")
     waiting = state.pending
-    base = state.received_generation if waiting is None else waiting.generation
-    new = replace(change, generation=base + (change.action_kind == "delete"))
+    if change.action_kind == "put" and change.seq and change.seq < state.life:
+        # A put from before the latest delete this record knows (its documents offset is
+        # below the delete's): read again (a crash, or another app id's changes stage
+        # reading the documents from the start). The delete superseded it.
+        return state, False
+    change = replace(change, seq=0)
+    base = max(state.life,
+               state.received_generation if waiting is None else waiting.generation)
+    if change.action_kind == "delete":
+        # A delete starts a new life: numbered by its own id when the offer has one
+        # (absolute, so a rebuild from a compacted log numbers it the same), else counted.
+        # A delete whose id is not past the lives seen here was applied already: it is
+        # read again after a crash, and must not replace a put that came after it.
+        if change.generation and change.generation <= max(base, state.life):
+            return state, False
+        new = replace(change, generation=max(base + 1, change.generation))
+    else:
+        new = replace(change, generation=base)
+    if new.generation > state.life:
+        state = replace(state, life=new.generation)
     if waiting is None:
         if _action(new, state) is None:
             return state, False
@@ -238,6 +264,7 @@ def on_outcome(
             state,
             received=sent.revision if sent.action_kind == "put" else None,
             received_generation=sent.generation,
+            life=max(state.life, sent.generation),
             pending=None if state.pending == sent else state.pending,
             attempt=0,
             first_failure_at=None,
@@ -245,7 +272,9 @@ def on_outcome(
             dead=False,
             last_status=status,
         )
-        return _settle(settled)
+        # A waiting change that looks unneeded now is kept: in a replay an older request's
+        # outcome may still follow and make it needed; next_action drops it when due.
+        return settled
     # Step 2
     settled = _settle(replace(state, last_status=status))
     if settled.pending is None:

@@ -30,6 +30,8 @@ class Change:
     revision: int | None  # None for a delete
     document: dict[str, Any] | None  # None for a delete
     updated_at: int  # Unix seconds: when the change was accepted (the record's timestamp)
+    #: a repair (header ``flare-repair``): the source offset of the record it restates
+    repair: int | None = None
 
 
 def stored_record(change: Change) -> dict[str, Any]:
@@ -166,11 +168,20 @@ class Rejected(ValueError):
 
 
 def parse_message(key: bytes | None, value: bytes | None, find_resource,
-                  timestamp_ms: int) -> Change:
+                  timestamp_ms: int, repair: bytes | None = None) -> Change:
     """Check a message read from ``<prefix>.documents`` the way the API checks a request.
+    ``repair`` is the message's ``flare-repair`` header, if any (:func:`repair_message`).
 
     Whatever fails becomes :class:`Rejected` with a reason, for the rejected topic (SPEC §10).
     """
+    if repair is not None:
+        try:
+            base = int(repair)
+        except ValueError:
+            raise Rejected(f"{REPAIR_HEADER} header {repair[:40]!r} is not an offset") from None
+        change = parse_message(key, value, find_resource, timestamp_ms)
+        return Change(change.action, change.url, change.resource_id, change.revision,
+                      change.document, change.updated_at, base)
     if value is None:
         raise Rejected("empty value (tombstone): expected a JSON change")
     try:
@@ -210,6 +221,9 @@ class Applied:
     previous: dict[str, Any] | None  # the live document before the change (None: none)
     #: whether the change goes to the fan-out (False: a replay of one already handled)
     offer: bool = True
+    #: the record to state again on the documents topic (:func:`repair_message`): the
+    #: change lost to it, and compaction would otherwise keep the loser
+    repair: dict[str, Any] | None = None
 
 
 def is_live(record: dict[str, Any] | None) -> bool:
@@ -227,11 +241,18 @@ def apply(stored: dict[str, Any] | None, change: Change, offset: int | None = No
     nothing, and only the change that wrote the record is offered again (its offers may not
     have reached Kafka before the crash). Without the mark, a put replayed from before a
     delete would create the document again, and a replayed delete would offer nothing.
+
+    The documents topic is compacted (the last record of a key stays), so a put that
+    loses to a different stored document asks for a repair (``Applied.repair``): the
+    stored record is produced again, and it is the key's last record once more. A repair
+    read back is decided by :func:`_repaired` and never offered.
     """
     if offset is not None and stored is not None and offset <= stored.get("offset", -1):
         again = offset == stored["offset"]
         previous = stored if again and stored.get("deleted") else None
-        return Applied(stored, False, previous, offer=again)
+        return Applied(stored, False, previous, offer=again and change.repair is None)
+    if change.repair is not None:
+        return _repaired(stored, change)
     # A record left by a deleted resource (one of the same endpoint created again has
     # another id) is no document of this one: SPEC §5, its documents are removed.
     live = stored if is_live(stored) and stored["resource"] == change.resource_id else None
@@ -243,8 +264,68 @@ def apply(stored: dict[str, Any] | None, change: Change, offset: int | None = No
                 "updatedAt": change.updated_at}
         return Applied(_at(mark, offset), True, live)
     if live is not None and change.revision <= live["revision"]:
-        return Applied(stored, False, live)
+        differs = _state(live) != _state_of(change)
+        return Applied(stored, False, live, repair=live if differs else None)
     return Applied(_at(stored_record(change), offset), True, live)
+
+
+def _repaired(stored: dict[str, Any] | None, change: Change) -> Applied:
+    """A repair read back. ``change.repair`` is the offset of the change that lost (the
+    repair answers it), so the repair says "up to that offset, the winner is this":
+
+    - the same document as held: nothing (the usual case: this stage's own repair);
+    - something held that was written after that offset (a newer change came between
+      the loser and its repair, or a delete): nothing, and the held record is repaired
+      again, so the topic's last record is it. A repair repairs again only for a change
+      that came after its loser, so it never loops;
+    - else (nothing held, or a loser a rebuild took because compaction removed the record
+      it lost to): the repair is the record, as of the loser's offset.
+    """
+    held = stored if stored is not None and stored.get("resource") == change.resource_id else None
+    if held is not None and _state(held) == _state_of(change):
+        return Applied(stored, False, None, offer=False)
+    if held is not None and held.get("offset", -1) > change.repair:
+        return Applied(stored, False, None, offer=False, repair=held)
+    live = held if is_live(held) else None
+    if change.action == "delete":
+        if live is None:
+            return Applied(stored, False, None, offer=False)
+        mark = {"v": RECORD_VERSION, "deleted": True, "revision": live["revision"],
+                "content": live["content"], "resource": live["resource"],
+                "updatedAt": change.updated_at}
+        return Applied(_at(mark, change.repair), True, live, offer=False)
+    return Applied(_at(stored_record(change), change.repair), True, live, offer=False)
+
+
+def _state(record: dict[str, Any]) -> tuple:
+    """What a subscriber or a rebuild sees of a record: the document, or none."""
+    if not is_live(record):
+        return ("delete",)
+    return ("put", record["revision"], record["content"])
+
+
+def _state_of(change: Change) -> tuple:
+    return ("delete",) if change.action == "delete" else ("put", change.revision, change.document)
+
+
+#: The header that marks a repair on ``<prefix>.documents``; its value is the source
+#: offset of the change that lost, which the repair answers (:func:`_repaired`).
+REPAIR_HEADER = "flare-repair"
+
+
+def repair_message(url: str, record: dict[str, Any],
+                   lost: int) -> tuple[bytes, list[tuple[str, bytes]], int]:
+    """The record to produce to ``<prefix>.documents`` so the key's last record is
+    ``record`` again after the change at offset ``lost`` lost to it: (value, headers,
+    timestamp in ms). The value is a plain SPEC §10 change, so direct consumers and a
+    rebuild read it as one; the timestamp is the record's ``updatedAt``, so a rebuild
+    keeps that too."""
+    if is_live(record):
+        value = change_value("put", url, record["content"])
+    else:
+        value = change_value("delete", url)
+    headers = [(REPAIR_HEADER, str(lost).encode())]
+    return value, headers, int(record["updatedAt"]) * 1000
 
 
 def _at(record: dict[str, Any], offset: int | None) -> dict[str, Any]:

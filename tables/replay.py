@@ -26,7 +26,8 @@ import orjson
 
 from tables.delivery import DeliveryState
 from tables.documents import Rejected, apply, is_live, parse_message
-from tables.events import REDRIVE, apply_event, offer_value
+from tables.events import (REDRIVE, REDRIVE_KEY, apply_event, delete_generation, event_key,
+                           offer_suffix, offer_value)
 from tables.resources import Resource
 
 
@@ -47,6 +48,8 @@ class Missing:
     updated_at: int
     #: what the subscriber would be sent now: "create", "update" or "delete"
     action: str
+    #: a delete's generation (tables/events.py), from its mark
+    generation: int = 0
 
 
 def delivery_key(subscription_id: str, url: str) -> bytes:
@@ -56,12 +59,14 @@ def delivery_key(subscription_id: str, url: str) -> bytes:
 # -- 1. rebuild ------------------------------------------------------------------------
 def replay_change(stored: dict[str, Any] | None, key: bytes | None, value: bytes | None,
                   timestamp_ms: int, offset: int,
-                  find_resource: Callable[[str], Resource | None]) -> dict[str, Any] | None:
+                  find_resource: Callable[[str], Resource | None],
+                  repair: bytes | None = None) -> dict[str, Any] | None:
     """The documents-table record of ``key`` after one message of ``<prefix>.documents``
     (``stored`` when the message is rejected or changes nothing), as the changes stage
-    keeps it: highest revision wins, a delete leaves a mark, the source offset is kept."""
+    keeps it: highest revision wins, a delete leaves a mark, the source offset is kept.
+    ``repair``: the message's ``flare-repair`` header (tables/documents.py)."""
     try:
-        change = parse_message(key, value, find_resource, timestamp_ms)
+        change = parse_message(key, value, find_resource, timestamp_ms, repair)
     except Rejected:
         return stored
     return apply(stored, change, offset).stored
@@ -123,19 +128,22 @@ def _gap(subscription_id: str, url: str, record: dict[str, Any],
     # A mark: the subscriber still holds the document while it has a received revision.
     if state.received is None:
         return None
-    return Missing(subscription_id, url, "delete", revision, content, updated_at, "delete")
+    return Missing(subscription_id, url, "delete", revision, content, updated_at, "delete",
+                   delete_generation(record))
 
 
 # -- 3. what to produce ------------------------------------------------------------------
-def offers_for(gaps: Iterable[Missing]) -> list[tuple[bytes, bytes]]:
-    """(deliveries key, value) records for what is missing: an offer, then a redrive (a
-    delivery parked dead keeps its change and waits for one; on any other state it changes
-    nothing)."""
-    records: list[tuple[bytes, bytes]] = []
+def offers_for(gaps: Iterable[Missing]) -> list[tuple[bytes, bytes, bytes]]:
+    """(deliveries key, value, base key: its partition's) records for what is missing: an
+    offer, then a redrive (a delivery parked dead keeps its change and waits for one; on
+    any other state it changes nothing)."""
+    records: list[tuple[bytes, bytes, bytes]] = []
     for gap in gaps:
         key = delivery_key(gap.subscription_id, gap.url)
-        records.append((key, offer_value(gap.kind, gap.revision, gap.document, gap.updated_at)))
-        records.append((key, REDRIVE))
+        records.append((event_key(key, offer_suffix(gap.kind, False)),
+                        offer_value(gap.kind, gap.revision, gap.document, gap.updated_at,
+                                    gap.generation), key))
+        records.append((event_key(key, REDRIVE_KEY), REDRIVE, key))
     return records
 
 

@@ -121,7 +121,8 @@ class FakeProducer:
     async def stop(self) -> None:
         pass
 
-    async def send(self, topic, value, key=None, partition=None, headers=None):
+    async def send(self, topic, value, key=None, partition=None, headers=None,
+                   timestamp_ms=None):
         held = Held(Watched(loop=asyncio.get_running_loop()), topic, partition, key, value,
                     headers)
         self.held.append(held)

@@ -48,10 +48,25 @@ def test_a_changelog_partitioned_unlike_its_source_stops_the_start(flare_factory
 
 def test_a_topic_with_the_wrong_cleanup_policy_stops_the_start(flare_factory, kafka_bootstrap):
     name = unique_name("topics")
-    asyncio.run(create(kafka_bootstrap, NewTopic(f"{name}.deliveries", 4, 1,
+    asyncio.run(create(kafka_bootstrap, NewTopic(f"{name}.documents.rejected", 4, 1,
                                                  topic_configs={"cleanup.policy": "compact"})))
     flare = flare_factory(app_id=name, prefix=name).start(wait_ready=False)
-    refused(flare, f"{name}.deliveries has cleanup.policy compact; it must be delete")
+    refused(flare, f"{name}.documents.rejected has cleanup.policy compact; it must be delete")
+
+
+def test_a_deliveries_topic_deleting_by_age_is_switched_to_compaction(flare_factory,
+                                                                      kafka_bootstrap):
+    """Created so by an earlier version: switched once, its own settings kept."""
+    name = unique_name("topics")
+    asyncio.run(create(kafka_bootstrap, NewTopic(
+        f"{name}.deliveries", 4, 1,
+        topic_configs={"cleanup.policy": "delete", "retention.ms": "86400000"})))
+    flare = flare_factory(app_id=name, prefix=name).start()
+    assert flare.readyz().status_code == 200
+    deliveries = asyncio.run(configs(kafka_bootstrap, f"{name}.deliveries"))
+    assert deliveries["cleanup.policy"] == "compact"
+    assert deliveries["retention.ms"] == "86400000"
+    assert "switched" in flare.log() and "cleanup.policy=delete to compact" in flare.log()
 
 
 def test_created_topics_carry_the_settings(flare_factory, kafka_bootstrap):
@@ -62,4 +77,4 @@ def test_created_topics_carry_the_settings(flare_factory, kafka_bootstrap):
     assert documents["cleanup.policy"] == "compact"
     assert documents["min.insync.replicas"] == "1"
     assert int(documents["max.message.bytes"]) > 1024 * 1024
-    assert asyncio.run(configs(kafka_bootstrap, f"{name}.deliveries"))["cleanup.policy"] == "delete"
+    assert asyncio.run(configs(kafka_bootstrap, f"{name}.deliveries"))["cleanup.policy"] == "compact"

@@ -34,7 +34,8 @@ def delete(rev: int | None = 9, generation: int = 0) -> PendingChange:
 
 
 def waiting(pending: PendingChange, received: int | None = None, **kw: Any) -> DeliveryState:
-    """A state with ``pending`` due at NOW."""
+    """A state with ``pending`` due at NOW (its life: the latest generation it has seen)."""
+    kw.setdefault("life", max(pending.generation, kw.get("received_generation", 0)))
     return DeliveryState(received=received, pending=pending, next_attempt_at=NOW, **kw)
 
 
@@ -53,8 +54,11 @@ FAILING = {"attempt": 2, "first_failure_at": 900.0, "next_attempt_at": NOW + 50,
         (DeliveryState(received=5), put(4), DeliveryState(received=5), False),
         # §9.1 some + delete → delete; the delete starts the document's next life
         (DeliveryState(received=5), delete(5), waiting(delete(5, 1), 5), True),
-        # §9.1 none + delete → nothing
-        (DeliveryState(), delete(), DeliveryState(), False),
+        # §9.1 none + delete → nothing, but a later put is of the next life (a rebuild
+        # from a compacted topic may see the put without what was before the delete)
+        (DeliveryState(), delete(), DeliveryState(life=1), False),
+        # a delete offer numbered by its documents offset: its life is that number
+        (DeliveryState(received=5), delete(5, 42), waiting(delete(5, 42), 5), True),
         # §9.4 a newer revision replaces a retrying one and keeps its backoff
         (
             DeliveryState(3, put(5), **FAILING),
@@ -69,14 +73,14 @@ FAILING = {"attempt": 2, "first_failure_at": 900.0, "next_attempt_at": NOW + 50,
         (
             DeliveryState(3, put(5), **FAILING),
             delete(5),
-            DeliveryState(3, delete(5, 1), **FAILING),
+            DeliveryState(3, delete(5, 1), **FAILING, life=1),
             False,
         ),
         # §9.1 a put after a waiting delete: the delete cleared the record, so any revision
         # (even below the record) replaces it, in the next life (sent as a create)
         (waiting(delete(5, 1), 3), put(2), waiting(put(2, 1), 3), True),
         # a second delete adds nothing to a waiting one
-        (waiting(delete(5, 1), 3), delete(5), waiting(delete(5, 1), 3), False),
+        (waiting(delete(5, 1), 3), delete(5), waiting(delete(5, 1), 3, life=2), False),
         # §9.4 a delete behind a create that may be in flight is kept, not judged yet
         (waiting(put(5)), delete(5), waiting(delete(5, 1)), True),
         # §9.1 after a delivered delete (no record, life 1), a put is a create in life 1
@@ -115,7 +119,7 @@ def test_offer(
         (waiting(put(5), 3), waiting(put(5), 3), "update"),  # §9.1 r + newer put
         (waiting(delete(5, 1), 5), waiting(delete(5, 1), 5), "delete"),  # §9.1 some + delete
         # §9.1 none + delete: the create it followed was never delivered; cleared, not sent
-        (waiting(delete(5, 1)), DeliveryState(next_attempt_at=NOW), None),
+        (waiting(delete(5, 1)), DeliveryState(next_attempt_at=NOW, life=1), None),
         # §9.1 + §9.4 a put that replaced a delete is a create, even below the record
         (waiting(put(2, 1), 3), waiting(put(2, 1), 3), "create"),
         (waiting(put(7, 1), 3), waiting(put(7, 1), 3), "create"),
@@ -167,7 +171,7 @@ SLOW = Retry(initial=2.0, max=10.0, give_up_after=60.0)
             Outcome.DELIVERED,
             200,
             None,
-            DeliveryState(None, None, 0, NOW, None, 200, received_generation=1),
+            DeliveryState(None, None, 0, NOW, None, 200, received_generation=1, life=1),
         ),
         # §9.3 first failure: record kept, retry after rand * 1 s
         (
@@ -240,7 +244,7 @@ SLOW = Retry(initial=2.0, max=10.0, give_up_after=60.0)
             Outcome.DELIVERED,
             200,
             None,
-            DeliveryState(5, delete(5, 1), 0, NOW, None, 200),
+            DeliveryState(5, delete(5, 1), 0, NOW, None, 200, life=1),
         ),
         # ... and dropped when the create failed: the subscriber never had the document
         (
@@ -249,7 +253,7 @@ SLOW = Retry(initial=2.0, max=10.0, give_up_after=60.0)
             Outcome.RETRY,
             503,
             None,
-            DeliveryState(None, None, 0, NOW, None, 503),
+            DeliveryState(None, None, 0, NOW, None, 503, life=1),
         ),
         # §9.1 deleted and put again at the same revision while put(5) was in flight
         (
@@ -258,7 +262,7 @@ SLOW = Retry(initial=2.0, max=10.0, give_up_after=60.0)
             Outcome.DELIVERED,
             200,
             None,
-            DeliveryState(5, put(5, 1), 0, NOW, None, 200),
+            DeliveryState(5, put(5, 1), 0, NOW, None, 200, life=1),
         ),
     ],
 )
@@ -413,3 +417,46 @@ def test_random_interleavings_keep_the_invariants() -> None:
     for seed in range(300):
         totals.update(_simulate(seed))
     assert min(totals.values()) > 0, totals
+
+
+def test_a_delete_read_again_after_a_crash_does_not_replace_the_put_that_followed_it() -> None:
+    """put 3, delete (documents offset 41 → id 42) and put 5 were offered; after a crash the
+    dispatcher reads the delete again. It must change nothing: had it replaced the waiting
+    put 5 (a new life), the subscriber, who has the delete, would never hear of put 5."""
+    state, _ = offer(DeliveryState(), put(3), NOW)
+    state = on_outcome(state, Outcome.DELIVERED, NOW, None, 0.5, sent=state.pending)
+    state, _ = offer(state, delete(3, generation=42), NOW)
+    state = on_outcome(state, Outcome.DELIVERED, NOW, None, 0.5, sent=state.pending)
+    state, _ = offer(state, put(5), NOW)
+    assert state.pending.action_kind == "put" and next_action(state, NOW)[1] == "create"
+
+    again, changed = offer(state, delete(3, generation=42), NOW)
+    assert (again, changed) == (state, False)
+    # A later delete of the same document (a larger offset) still replaces it.
+    later, _ = offer(state, delete(5, generation=77), NOW)
+    assert later.pending.action_kind == "delete"
+
+
+def test_puts_read_again_from_before_a_delete_are_superseded_by_it() -> None:
+    """puts 1-3 (documents offsets 10-12), then a delete (offset 20 → id 21), all delivered.
+    Then the same puts are offered again, as another app id's changes stage offers them when
+    it reads the documents topic from the start, or a dispatcher reading again after a crash.
+    They come from before the delete (their offsets say so): nothing is sent, where taking
+    them for the document's current life would send a `create` of revision 3 to a subscriber
+    who has its delete (tests/integration/test_replay.py saw that)."""
+    state = DeliveryState()
+    for rev in (1, 2, 3):
+        state, _ = offer(state, replace(put(rev), seq=10 + rev), NOW)
+        state = on_outcome(state, Outcome.DELIVERED, NOW, None, 0.5, sent=state.pending)
+    state, _ = offer(state, delete(3, generation=21), NOW)
+    state = on_outcome(state, Outcome.DELIVERED, NOW, None, 0.5, sent=state.pending)
+    assert state.received is None and state.pending is None
+    for rev in (1, 2, 3):
+        again, send = offer(state, replace(put(rev), seq=10 + rev), NOW)
+        assert (again, send) == (state, False)
+    # A put after the delete (a larger offset) creates the document again; so does a put
+    # whose place is unknown (seq 0: offers of earlier versions, backfill, replay).
+    for seq in (31, 0):
+        after, send = offer(state, replace(put(4), seq=seq), NOW)
+        assert send and next_action(after, NOW)[1] == "create"
+        assert after.pending.seq == 0  # the place is not stored

@@ -168,7 +168,15 @@ def test_missing_per_subscription_and_document_in_order():
 
 def test_offers_for_a_gap_are_an_offer_then_a_redrive():
     gap = Missing("s1", URL, "put", 3, {"version": 3}, 7, "create")
-    assert offers_for([gap]) == [(KEY, offer_value("put", 3, {"version": 3}, 7)), (KEY, REDRIVE)]
+    assert offers_for([gap]) == [(KEY, offer_value("put", 3, {"version": 3}, 7), KEY),
+                                 (b"s1.redrive|" + URL.encode(), REDRIVE, KEY)]
+
+
+def test_a_missing_delete_is_offered_under_its_key_with_its_generation():
+    gap = Missing("s1", URL, "delete", 3, {"version": 3}, 7, "delete", generation=12)
+    offer_key, value, base = offers_for([gap])[0]
+    assert (offer_key, base) == (b"s1.delete|" + URL.encode(), KEY)
+    assert orjson.loads(value)["generation"] == 12
 
 
 def test_backfill_offers_every_live_document_of_the_resource_as_a_put():

@@ -41,7 +41,8 @@ def test_partition_counts_that_would_misplace_records(changes, expected):
 @pytest.mark.parametrize("name, compacted, expected", [
     ("p.documents", False, "p.documents has cleanup.policy delete; it must be compact"),
     ("a-documents-changelog", False, "a-documents-changelog has cleanup.policy delete; it must be compact"),
-    ("p.deliveries", True, "p.deliveries has cleanup.policy compact; it must be delete"),
+    ("p.deliveries.rejected", True,
+     "p.deliveries.rejected has cleanup.policy compact; it must be delete"),
 ])
 def test_cleanup_policies(name, compacted, expected):
     problems = mismatches(SPECS, GOOD_PARTITIONS, {**GOOD_COMPACTION, name: compacted})
