@@ -55,6 +55,30 @@ def test_reads_see_writes_before_and_after_they_are_flushed(tmp_path: Path):
     again.close()
 
 
+def test_a_reopened_store_keeps_the_bloom_filter_and_reads_through_the_shared_cache(tmp_path: Path):
+    """Every restart reopens the stores. rocksdict opened an existing one with its column
+    family's options read back from disk, without the bloom filter and the shared block
+    cache: each get then read and decompressed blocks (100–500 µs instead of 1–5 µs; the
+    changes stage at 1,500,000 documents spent 78 % of its time there)."""
+    options = StoreOptions(cache_bytes=8 << 20, write_buffer_bytes=4 << 20)
+    table = DiskTable(tmp_path / "s", options)
+    keys = [b"http://example.test/users/%d" % n for n in range(20_000)]
+    for key in keys:
+        table.put(key, b"x" * 200)
+    table.take()
+    table.flush(len(keys))
+    table._db.flush()  # into an SST file, so reads of the reopened store need blocks
+    table.close()
+
+    again = DiskTable(tmp_path / "s", options)
+    newest = max((tmp_path / "s").glob("OPTIONS-*"), key=lambda p: int(p.name.split("-")[1]))
+    assert "filter_policy=bloomfilter" in newest.read_text()
+    before = options.cache.get_usage()
+    assert all(again.get(key) == b"x" * 200 for key in keys[::100])
+    assert options.cache.get_usage() > before  # the data blocks went into the shared cache
+    again.close()
+
+
 def test_a_scan_in_chunks_merges_unflushed_writes_in_key_order(tmp_path: Path):
     table = DiskTable(tmp_path / "s", OPTIONS)
     for n in range(0, 100, 2):
