@@ -40,8 +40,13 @@ from tables.documents import (REPAIR_HEADER, Applied, Change, Rejected, apply, p
 #: Offers for one change: (deliveries key, value, partition), built by the delivery stage.
 #: The int argument is the change's offset on the documents topic.
 OfferBuilder = Callable[[Change, Applied, int], list[tuple[bytes, bytes, int]]]
-#: Seconds between two looks for delete marks past ``delete_mark_ttl``.
-EXPIRE_EVERY = 300.0
+#: Seconds between two looks for delete marks past ``delete_mark_ttl`` (a week by
+#: default; a look reads the whole table, in the background).
+EXPIRE_EVERY = 3600.0
+#: Seconds a background read of the whole table (the marks' expiry, the purge of deleted
+#: resources) rests after each chunk: at millions of documents it takes minutes, not a
+#: core, and the stage's loop goes on meanwhile.
+SCAN_PAUSE = 0.05
 #: How a delete mark's record starts (tables/documents.py writes it with orjson).
 MARK = b'{"v":1,"deleted":true'
 #: A message without a registry mark that names no known resource makes the view catch
@@ -82,6 +87,7 @@ class Changes(Stage):
         self._resources_seen: set[str] = set()
         self._index_seen: object = None
         self._purging: asyncio.Task | None = None
+        self._expiring: asyncio.Task | None = None
 
     async def process(self, message: Any, table: Table) -> None:
         """Steps: wait for the registry the change was accepted against; decide (pure);
@@ -169,17 +175,20 @@ class Changes(Stage):
 
     # -- SPEC §5: a deleted resource's documents go; old delete marks go -----------------
     async def before_batch(self) -> None:
-        if time.monotonic() - self._marks_expired_at >= EXPIRE_EVERY:
+        if (time.monotonic() - self._marks_expired_at >= EXPIRE_EVERY
+                and (self._expiring is None or self._expiring.done())):
             self._marks_expired_at = time.monotonic()
-            await self._expire_marks(time.time() - self.settings.delete_mark_ttl)
+            self._expiring = asyncio.create_task(
+                self._expire_marks(time.time() - self.settings.delete_mark_ttl),
+                name="flare-expire-marks")
         index = self.view.resource_index()
         if index is self._index_seen:
             return
         self._index_seen = index
         now = set(self.view.resources)
         gone, self._resources_seen = self._resources_seen - now, now
-        if gone:
-            await self._purge(gone)
+        if gone:  # in the background, as after an assignment
+            self._start_purge()
 
     async def on_tables(self, assigned: list) -> None:
         # Resources deleted while this process did not own a partition: any record whose
@@ -189,8 +198,7 @@ class Changes(Stage):
         # In the background: a whole table is read, which at millions of documents would
         # hold up readiness for seconds; records of unknown resources are no documents
         # meanwhile (tables/documents.py apply, the API's reads).
-        self._stop_purge()
-        self._purging = asyncio.create_task(self._purge_unknown(), name="flare-purge")
+        self._start_purge()
 
     async def _close(self) -> None:
         self._stop_purge()
@@ -200,10 +208,17 @@ class Changes(Stage):
         self._stop_purge()
         await super().stop()
 
-    def _stop_purge(self) -> None:
+    def _start_purge(self) -> None:
         if self._purging is not None:
             self._purging.cancel()
-            self._purging = None
+        self._purging = asyncio.create_task(self._purge_unknown(), name="flare-purge")
+
+    def _stop_purge(self) -> None:
+        """Stop the background reads of the table (purge, marks' expiry)."""
+        for task in (self._purging, self._expiring):
+            if task is not None:
+                task.cancel()
+        self._purging = self._expiring = None
 
     async def _purge_unknown(self) -> None:
         """Drop every record whose resource the view does not have, a chunk at a time,
@@ -211,6 +226,7 @@ class Changes(Stage):
         known, dropped = self._resources_seen, 0
         try:
             async for partition, chunk in self.scan():
+                await asyncio.sleep(SCAN_PAUSE)
                 doomed = [key for key, value in chunk if _resource_of(value) not in known]
                 if not doomed:
                     continue
@@ -230,26 +246,30 @@ class Changes(Stage):
 
     async def _expire_marks(self, before: float) -> None:
         """Drop the marks of documents deleted before ``before`` (Unix seconds): bounded
-        growth (``delete_mark_ttl``)."""
+        growth (``delete_mark_ttl``). Runs in the background, a chunk at a time; each mark
+        is checked again under the stage's lock before it is dropped (a put may have come)."""
+        def expired(value: bytes | None) -> bool:
+            return (value is not None and value.startswith(MARK)
+                    and orjson.loads(value)["updatedAt"] < before)
         dropped = 0
-        async for partition, chunk in self.scan():
-            for key, value in chunk:
-                if value.startswith(MARK) and orjson.loads(value)["updatedAt"] < before:
-                    await self.write(partition, key, None)
-                    dropped += 1
+        try:
+            async for partition, chunk in self.scan():
+                await asyncio.sleep(SCAN_PAUSE)
+                doomed = [key for key, value in chunk if expired(value)]
+                if not doomed:
+                    continue
+                async with self._lock:
+                    table = self.tables.get(partition)
+                    for key in doomed:
+                        if table is not None and expired(table.get(key)):
+                            await self.write(partition, key, None)
+                            dropped += 1
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a table closed under it (a failure restarts the stage)
+            self.log.info("the expiry of delete marks stopped: %r", exc)
         if dropped:
             self.log.info("dropped %d delete marks older than delete_mark_ttl", dropped)
-
-    async def _purge(self, gone: set[str]) -> None:
-        """Drop the records of deleted resources (with the stage's lock held)."""
-        dropped = 0
-        async for partition, chunk in self.scan():
-            for key, value in chunk:
-                if _resource_of(value) in gone:
-                    await self.write(partition, key, None)
-                    dropped += 1
-        if dropped:
-            self.log.info("dropped %d documents of deleted resources", dropped)
 
     # -- reads for the API -----------------------------------------------------------
     def owner_of(self, url: str) -> str | None:

@@ -278,6 +278,7 @@ async def test_delete_marks_expire_after_delete_mark_ttl(monkeypatch, ttl, kept)
     changelog gets a tombstone then)."""
     import streams.changes
     monkeypatch.setattr(streams.changes, "EXPIRE_EVERY", 0.0)
+    monkeypatch.setattr(streams.changes, "SCAN_PAUSE", 0.0)
     broker = FakeBroker()
     producer = FakeProducer(broker)
     stage, _ = make_stage(broker, producer, settings=Settings(
@@ -288,6 +289,9 @@ async def test_delete_marks_expire_after_delete_mark_ttl(monkeypatch, ttl, kept)
     put_other = "http://api.test/users/2"  # one more batch: the expiry runs before it
     broker.append(SOURCE, None, put_other.encode(), change_value("put", put_other, {"version": 1}))
     await until(lambda: stage.accepted == 3, message="the next batch")
+    # The expiry reads the table in the background (the loop goes on meanwhile).
+    looked = stage._expiring
+    await until(lambda: looked is not None and looked.done(), message="a look for old marks")
     await stage.stop()
     assert (DOC.encode() in broker.table(CHANGELOG)) is kept
     assert table_matches_changelog(stage, broker)
