@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import uvicorn
 
@@ -34,8 +35,16 @@ def serve(settings: Settings) -> None:
     log.info("starting with %s", settings.masked())
     runtime = build_runtime(settings)
     api = create_api(runtime)
+    # Experiments only (not settings): FLARE_UVICORN_LOOP=uvloop|asyncio and
+    # FLARE_UVICORN_HTTP=httptools|h11; httptools keeps #fragments (api/protocol.py).
+    loop = os.environ.get("FLARE_UVICORN_LOOP", "asyncio")
+    http: object = os.environ.get("FLARE_UVICORN_HTTP", "h11")
+    if http == "httptools":
+        from api.protocol import FragmentKeepingHttpTools
+        http = FragmentKeepingHttpTools
+    log.info("uvicorn loop %s, http %s", loop, getattr(http, "__name__", http))
     config = uvicorn.Config(api, host=settings.http_host, port=settings.http_port,
                             lifespan="on", log_level=settings.log_level, access_log=False,
-                            log_config=None, loop="asyncio", http="h11",
+                            log_config=None, loop=loop, http=http,
                             timeout_graceful_shutdown=10)
     uvicorn.Server(config).run()
