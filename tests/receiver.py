@@ -8,7 +8,9 @@ holds that path's answers until ``release()``. ``down()`` closes the listening s
 
 from __future__ import annotations
 
+import sys
 import threading
+import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,12 +20,26 @@ import orjson
 from app.local_kafka import free_port
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        # A sender that resets its connections (streams/sender.py) or is killed: no
+        # traceback per connection, the request simply did not arrive whole.
+        if isinstance(sys.exc_info()[1], ConnectionResetError):
+            return
+        super().handle_error(request, client_address)
+
+
 @dataclass(frozen=True)
 class Received:
     method: str
     path: str
     headers: dict[str, str]
     body: bytes
+    #: time.time() when it was read in full, and the client's (host, port)
+    at: float = 0.0
+    client: tuple = ()
 
     def json(self):
         return orjson.loads(self.body) if self.body else None
@@ -79,7 +95,7 @@ class Receiver:
                 with receiver._lock:
                     receiver.requests.append(Received(self.command, self.path,
                                                       {k.lower(): v for k, v in self.headers.items()},
-                                                      body))
+                                                      body, time.time(), self.client_address))
                     queue = receiver.scripted.get(self.path)
                     status = queue.popleft() if queue else receiver.default
                 if self.path in receiver.hanging:
@@ -98,8 +114,7 @@ class Receiver:
                 pass
 
         self.released.clear()
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", self.port), Handler)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 

@@ -203,6 +203,7 @@ def test_sigkill_while_changes_and_deliveries_flow(flare_factory, tmp_path):
     slice_size = len(plan) // (KILLS + 1)
     writer.allow(slice_size)
     lives: list[list[int]] = []  # per kill: how many requests each receiver had by then
+    life_times: list[float] = []
 
     def requests_so_far() -> int:
         return sum(len(r.received()) for r in receivers)
@@ -232,6 +233,7 @@ def test_sigkill_while_changes_and_deliveries_flow(flare_factory, tmp_path):
             poll(lambda: flare.log().count("INFO flare: starting with") > starts, timeout=60,
                  interval=0.05, message="the new process has started")
             lives.append([len(r.received()) for r in receivers])
+            life_times.append(time.time())
             flare.wait_ready()
             writer.allow(len(plan) if last else (k + 2) * slice_size)
         poll(writer.done.is_set, timeout=120, message="every change accepted")
@@ -286,11 +288,16 @@ def test_sigkill_while_changes_and_deliveries_flow(flare_factory, tmp_path):
               f"requests {requests} (+{cut_short} cut short by a kill), duplicates {duplicates} "
               f"({100.0 * duplicates / max(requests, 1):.2f}%; {within_a_life} within one life), "
               f"runtime {time.monotonic() - started:.0f}s")
+        with open(tmp_path / "lives.txt", "w") as dump:
+            for marks, at in zip(lives, life_times):
+                dump.write(f"{at:.3f} {marks}\n")
         with open(tmp_path / "received.txt", "w") as dump:  # for a post-mortem
             for n, receiver in enumerate(receivers):
                 for index, r in enumerate(receiver.received()):
                     life = sum(index >= marks[n] for marks in lives)
-                    dump.write(f"{n} {life} {r.path} {r.headers.get('webhook-id')} {r.body.decode()}\n")
+                    dump.write(f"{n} {life} {r.path} {r.headers.get('webhook-id')} {r.body.decode()} "
+                               f"{r.at:.3f} {r.client[1] if r.client else ''} "
+                               f"{r.headers.get('webhook-timestamp')}\n")
 
     # Invariant 3: per (subscriber, document) revisions never go backwards.
     backwards = []
