@@ -20,6 +20,15 @@ Hostile receivers (SPEC §11a, DESIGN.md invariant 8):
   would never end);
 - at most ``max_response_bytes`` of the answer are read; only the status is kept (§9.3).
   A connection whose answer was not read to its end is closed, not pooled.
+
+Every connection is reset when it is closed (``SO_LINGER`` on, 0 s), also by the kernel when
+the process dies: what the kernel still holds of a request is dropped, not sent on. A
+graceful close hands it over to the kernel, which goes on sending it for as long as TCP
+retries (seconds, ~15 s seen in tests/integration/test_crash.py when the subscriber's accept
+queue overflowed): a request the sender gave up on, or one in flight when the process was
+killed, then reached the subscriber after the next attempt or a newer revision had — the
+same webhook-id twice within one life, older revisions after newer (invariant 3). Bytes the
+subscriber's kernel already acknowledged can still be read by it; those arrive at once.
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ import asyncio
 import errno
 import logging
 import socket
+import struct
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -73,12 +83,25 @@ def signed_headers(request: OutgoingRequest, message_id: str, timestamp: int,
     return headers
 
 
+#: ``SO_LINGER`` on with a 0 s timeout: close (or the process's death) resets the connection.
+RESET_ON_CLOSE = struct.pack("ii", 1, 0)
+
+
+def outgoing_socket(addr_info: tuple[Any, ...]) -> socket.socket:
+    """aiohttp's socket factory when private targets are allowed: every connection is
+    reset when closed (module docstring)."""
+    family, type_, proto, _, _ = addr_info
+    sock = socket.socket(family=family, type=type_, proto=proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RESET_ON_CLOSE)
+    return sock
+
+
 def public_socket(addr_info: tuple[Any, ...]) -> socket.socket:
     """aiohttp's socket factory: a socket only for a public address (SPEC §11a)."""
-    family, type_, proto, _, sockaddr = addr_info
+    sockaddr = addr_info[4]
     if not is_public_address(sockaddr[0]):
         raise TargetRefused(errno.EACCES, f"{sockaddr[0]} is not a public address")
-    return socket.socket(family=family, type=type_, proto=proto)
+    return outgoing_socket(addr_info)
 
 
 def _reason(exc: BaseException) -> str:
@@ -124,7 +147,7 @@ class Sender:
         """Made on first use, inside the running loop."""
         connector = aiohttp.TCPConnector(
             limit=self._connections, ssl=SSL_CONTEXT, resolver=self._resolver,
-            socket_factory=None if self._allow_private else public_socket)
+            socket_factory=outgoing_socket if self._allow_private else public_socket)
         # trust_env stays off: no proxy from the environment, where the check would see
         # the proxy's address instead of the subscriber's. The deadline is ours (send).
         return aiohttp.ClientSession(connector=connector, trust_env=False,

@@ -178,3 +178,94 @@ async def test_only_a_bounded_part_of_the_answer_is_read():
     assert sent.status == 200
     # The sender stopped reading and closed the connection long before the end.
     assert written < 50_000_000
+
+
+# -- what the kernel still holds of a request when the sender lets go of it -----------------
+# A graceful close hands unsent bytes to the kernel, which goes on sending them after the
+# attempt was counted as failed, and after the process died (SIGKILL): test_crash saw such
+# requests reach subscribers up to 15 s later, after the next attempt or a newer revision.
+# The receivers below accept only once the sender has let go, and read everything that
+# comes; a request must not arrive whole.
+
+BODY = 1_000_000  # fits in the kernel's buffers of a loopback connection at once
+
+
+def _stalled_listener() -> socket.socket:
+    """Listens, with a receive buffer so small that nearly all of a request stays queued
+    in the sender's kernel until it is read; accepts nothing by itself."""
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    return listener
+
+
+def _read_all(listener: socket.socket) -> tuple[int, str]:
+    """Accept one connection and read until its end: (body bytes read, how it ended)."""
+    listener.settimeout(5)
+    conn, _ = listener.accept()
+    conn.settimeout(10)
+    data = b""
+    try:
+        while chunk := conn.recv(1 << 20):
+            data += chunk
+        ended = "EOF"
+    except OSError as exc:
+        ended = repr(exc)
+    finally:
+        conn.close()
+        listener.close()
+    return len(data.partition(b"\r\n\r\n")[2]), ended
+
+
+async def test_a_request_given_up_on_is_not_delivered_afterwards():
+    listener = _stalled_listener()
+    port = listener.getsockname()[1]
+    sender = Sender(0.3, allow_private=True)
+    big = OutgoingRequest("POST", f"http://127.0.0.1:{port}/x", [], b"x" * BODY)
+    try:
+        sent = await sender.send(big, [])
+    finally:
+        await sender.close()
+    assert sent.status is None and sent.error == "Timeout"
+    read, ended = await asyncio.to_thread(_read_all, listener)
+    assert read < BODY, f"the whole request arrived after the attempt failed ({ended})"
+
+
+KILLED_SENDER = """
+import asyncio, sys
+from streams.sender import Sender
+from tables.request import OutgoingRequest
+
+async def main():
+    sender = Sender(60, allow_private=True)
+    request = OutgoingRequest("POST", f"http://127.0.0.1:{sys.argv[2]}/x", [], b"x" * {body})
+    task = asyncio.create_task(sender.send(request, []))
+    await asyncio.sleep(0.5)
+    print("in flight", flush=True)
+    await task
+
+if sys.argv[1] == "uvloop":
+    import uvloop
+    uvloop.run(main())
+else:
+    asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_a_request_in_flight_when_the_process_is_killed_is_not_delivered_afterwards(loop):
+    import subprocess
+    import sys
+
+    listener = _stalled_listener()
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLED_SENDER.replace("{body}", str(BODY)), loop,
+         str(listener.getsockname()[1])], stdout=subprocess.PIPE)
+    try:
+        assert child.stdout.readline() == b"in flight\n"
+    finally:
+        child.kill()  # SIGKILL, as test_crash does
+        child.wait()
+    read, ended = _read_all(listener)
+    assert read < BODY, f"the whole request arrived after the sender was killed ({ended})"
