@@ -35,10 +35,11 @@ def serve(settings: Settings) -> None:
     log.info("starting with %s", settings.masked())
     runtime = build_runtime(settings)
     api = create_api(runtime)
-    # Experiments only (not settings): FLARE_UVICORN_LOOP=uvloop|asyncio and
-    # FLARE_UVICORN_HTTP=httptools|h11; httptools keeps #fragments (api/protocol.py).
-    loop = os.environ.get("FLARE_UVICORN_LOOP", "asyncio")
-    http: object = os.environ.get("FLARE_UVICORN_HTTP", "h11")
+    # uvloop and httptools: a third less CPU per delivery (docs/benchmarks.md, issue 13).
+    # For experiments (not settings): FLARE_UVICORN_LOOP=asyncio, FLARE_UVICORN_HTTP=h11.
+    # httptools drops a target's #fragment, which api/protocol.py keeps (SPEC §8).
+    loop = os.environ.get("FLARE_UVICORN_LOOP", "uvloop")
+    http: object = os.environ.get("FLARE_UVICORN_HTTP", "httptools")
     if http == "httptools":
         from api.protocol import FragmentKeepingHttpTools
         http = FragmentKeepingHttpTools

@@ -76,7 +76,7 @@ async def test_a_private_target_is_refused_at_connect(receiver):
 
 
 def test_a_private_target_is_refused_at_connect_under_uvloop(receiver):
-    # Whoever runs the sender on uvloop (bench/sender_cost.py does): the same socket factory.
+    # flare start runs on uvloop (app/server.py): its sockets come from the same factory.
     import uvloop
 
     sent = uvloop.run(send(Sender(5), f"{receiver.url}/x"))
