@@ -221,55 +221,46 @@ class Changes(Stage):
         self._purging = self._expiring = None
 
     async def _purge_unknown(self) -> None:
-        """Drop every record whose resource the view does not have, a chunk at a time,
-        each checked again under the stage's lock before it is dropped."""
-        known, dropped = self._resources_seen, 0
-        try:
-            async for partition, chunk in self.scan():
-                await asyncio.sleep(SCAN_PAUSE)
-                doomed = [key for key, value in chunk if _resource_of(value) not in known]
-                if not doomed:
-                    continue
-                async with self._lock:
-                    table = self.tables.get(partition)
-                    for key in doomed:
-                        value = None if table is None else table.get(key)
-                        if value is not None and _resource_of(value) not in self._resources_seen:
-                            await self.write(partition, key, None)
-                            dropped += 1
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # a table closed under it (a failure restarts the stage)
-            self.log.info("the purge of unknown resources stopped: %r", exc)
+        """Drop every record whose resource the view does not have."""
+        def unknown(value: bytes | None) -> bool:
+            return value is not None and _resource_of(value) not in self._resources_seen
+        dropped = await self._drop_where(unknown, "the purge of unknown resources")
         if dropped:
             self.log.info("dropped %d documents of deleted resources", dropped)
 
     async def _expire_marks(self, before: float) -> None:
         """Drop the marks of documents deleted before ``before`` (Unix seconds): bounded
-        growth (``delete_mark_ttl``). Runs in the background, a chunk at a time; each mark
-        is checked again under the stage's lock before it is dropped (a put may have come)."""
+        growth (``delete_mark_ttl``)."""
         def expired(value: bytes | None) -> bool:
             return (value is not None and value.startswith(MARK)
                     and orjson.loads(value)["updatedAt"] < before)
+        dropped = await self._drop_where(expired, "the expiry of delete marks")
+        if dropped:
+            self.log.info("dropped %d delete marks older than delete_mark_ttl", dropped)
+
+    async def _drop_where(self, doomed: Callable[[bytes | None], bool], what: str) -> int:
+        """Drop every record ``doomed`` says, reading the whole table in the background a
+        chunk at a time (resting ``SCAN_PAUSE`` after each); a record is checked again
+        under the stage's lock before it is dropped (a put may have come meanwhile).
+        Returns how many went."""
         dropped = 0
         try:
             async for partition, chunk in self.scan():
                 await asyncio.sleep(SCAN_PAUSE)
-                doomed = [key for key, value in chunk if expired(value)]
-                if not doomed:
+                keys = [key for key, value in chunk if doomed(value)]
+                if not keys:
                     continue
                 async with self._lock:
                     table = self.tables.get(partition)
-                    for key in doomed:
-                        if table is not None and expired(table.get(key)):
+                    for key in keys:
+                        if table is not None and doomed(table.get(key)):
                             await self.write(partition, key, None)
                             dropped += 1
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a table closed under it (a failure restarts the stage)
-            self.log.info("the expiry of delete marks stopped: %r", exc)
-        if dropped:
-            self.log.info("dropped %d delete marks older than delete_mark_ttl", dropped)
+            self.log.info("%s stopped: %r", what, exc)
+        return dropped
 
     # -- reads for the API -----------------------------------------------------------
     def owner_of(self, url: str) -> str | None:
