@@ -18,10 +18,11 @@ Here the work per message is shared across a batch and the commit is ours:
 
     1. wait for the broker's acks=all acknowledgement of every record produced for the
        messages processed so far (offers, outcomes, rejected copies);
-    2. write each changed table key's latest record to the changelog, and wait for those
-       acks too: the changelog (what a restart rebuilds the table from) is never ahead of
-       what the table's changes produced downstream, whatever order the broker
-       acknowledges partitions in;
+    2. write each changed table key's latest record to the changelog (in aiokafka
+       batches, a future per batch rather than per record), and wait for those acks too:
+       the changelog (what a restart rebuilds the table from) is never ahead of what the
+       table's changes produced downstream, whatever order the broker acknowledges
+       partitions in;
     3. commit the source offsets of those messages.
 
   A committed message's effects are therefore always in Kafka, and a crash replays the
@@ -495,12 +496,7 @@ class Stage(ConsumerRebalanceListener):
         # Step 1
         await self._acknowledged(pending)
         # Step 2
-        written = []
-        for n, ((partition, key), (value, origin)) in enumerate(dirty.items(), 1):
-            written.append((await self._send_changelog(partition, key, value), origin))
-            if n % YIELD_EVERY == 0:
-                await asyncio.sleep(0)
-        await self._acknowledged(written)
+        await self._written(await self._write_changelog(dirty))
         # The stores now hold the changelog up to where it is acknowledged.
         for partition, table in tables.items():
             if self.tables.get(partition) is table and partition in self._changelog_next:
@@ -516,6 +512,67 @@ class Stage(ConsumerRebalanceListener):
                     # A rebalance in between: the new owner reads these messages again,
                     # and they change nothing there (the changelog has their effects).
                     self.log.info("commit of %s offsets failed: %r", self.source, exc)
+
+    async def _write_changelog(self, dirty: dict) -> list[tuple[asyncio.Future, int, list]]:
+        """Step 2's records in aiokafka batches, one partition's keys in order: a future
+        per batch (up to the producer's ``max_batch_size``), not a send and a future per
+        record, which cost a tenth of the stage's time over a backlog of new documents."""
+        assert self.producer is not None
+        filling: dict[int, tuple[Any, list]] = {}
+        sent = []
+        for n, ((partition, key), (value, origin)) in enumerate(dirty.items(), 1):
+            current = filling.get(partition)
+            if current is None or current[0].append(key=key, value=value, timestamp=None) is None:
+                if current is not None:  # full: send it, start the next
+                    sent.append(await self._send_batch(partition, *current))
+                builder = self.producer.create_batch()
+                builder.append(key=key, value=value, timestamp=None)  # the first always fits
+                current = filling[partition] = (builder, [])
+            current[1].append((key, value, origin))
+            if n % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+        for partition, current in filling.items():
+            sent.append(await self._send_batch(partition, *current))
+        return sent
+
+    async def _send_batch(self, partition: int, builder: Any,
+                          records: list) -> tuple[asyncio.Future, int, list]:
+        assert self.producer is not None
+        builder.close()
+        sent = await self.producer.send_batch(builder, self.changelog, partition=partition)
+        count = len(records)
+
+        def written(done: asyncio.Future) -> None:
+            if not done.cancelled() and done.exception() is None:
+                after = done.result().offset + count  # the batch's base offset + its records
+                self._changelog_next[partition] = max(
+                    self._changelog_next.get(partition, 0), after)
+
+        sent.add_done_callback(written)
+        return sent, partition, records
+
+    async def _written(self, batches: list[tuple[asyncio.Future, int, list]]) -> None:
+        """Wait for every batch; if any failed, raise. A batch the broker refused as such
+        (RECORD_ERRORS) is sent again a record at a time, to learn which record it was and
+        mark its message (``_acknowledged``); when each fits alone, nothing failed."""
+        if not batches:
+            return
+        results = await asyncio.gather(*(sent for sent, _, _ in batches), return_exceptions=True)
+        failed = None
+        for result, (_, partition, records) in zip(results, batches):
+            if not isinstance(result, BaseException):
+                continue
+            if not isinstance(result, RECORD_ERRORS):
+                failed = failed or result
+                continue
+            alone = [(await self._send_changelog(partition, key, value), origin)
+                     for key, value, origin in records]
+            try:
+                await self._acknowledged(alone)
+            except Exception as exc:
+                failed = failed or exc
+        if failed is not None:
+            raise failed
 
     async def _acknowledged(self, sent: list) -> None:
         """Wait for every record; if any failed, raise. A record the broker refused as

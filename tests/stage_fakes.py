@@ -105,6 +105,25 @@ class Held:
     key: bytes | None
     value: bytes | None
     headers: Any
+    #: a batch's (key, value) records (``send_batch``); None for one record (``send``)
+    batch: list[tuple[bytes | None, bytes | None]] | None = None
+
+
+class FakeBatch:
+    """aiokafka's BatchBuilder, as far as the stage uses it (it never fills up)."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[bytes | None, bytes | None]] = []
+        self.closed = False
+
+    def append(self, *, key, value, timestamp=None, headers=None):
+        if self.closed:
+            return None
+        self.records.append((key, value))
+        return len(self.records) - 1
+
+    def close(self) -> None:
+        self.closed = True
 
 
 class FakeProducer:
@@ -130,13 +149,29 @@ class FakeProducer:
             self.ack(lambda h: h is held)
         return held.future
 
+    def create_batch(self) -> FakeBatch:
+        return FakeBatch()
+
+    async def send_batch(self, batch: FakeBatch, topic, *, partition):
+        """One held entry for the whole batch (key None): acknowledged, its records reach
+        the log together and the future says the first one's offset, as aiokafka's does."""
+        held = Held(Watched(loop=asyncio.get_running_loop()), topic, partition, None, None,
+                    None, batch=list(batch.records))
+        self.held.append(held)
+        if self.auto(topic):
+            self.ack(lambda h: h is held)
+        return held.future
+
     def ack(self, which: Callable[[Held], bool] = lambda held: True) -> int:
         """Acknowledge the held records ``which`` picks (they reach the broker's logs)."""
         chosen = [h for h in self.held if which(h)]
         for held in chosen:
             self.held.remove(held)
-            record = self.broker.append(held.topic, held.partition, held.key, held.value,
-                                        held.headers)
+            records = [self.broker.append(held.topic, held.partition, key, value, ())
+                       for key, value in held.batch] if held.batch is not None else [
+                self.broker.append(held.topic, held.partition, held.key, held.value,
+                                   held.headers)]
+            record = records[0]
             if not held.future.done():
                 held.future.set_result(Metadata(record.topic, record.partition, record.offset))
         return len(chosen)

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 import orjson
 import pytest
-from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
+from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError, RecordListTooLargeError
 
 import streams.stage
 from app.config import Settings
@@ -269,6 +269,54 @@ async def test_a_record_the_broker_refuses_parks_its_message_after_a_restart(mon
     assert [r.key for r in parked] == [DOC.encode()]
     assert "Kafka refused a record" in dict(parked[0].headers)["flare-reason"].decode()
     assert offered(broker) == [("put", 2)]
+    assert table_matches_changelog(stage, broker)
+
+
+async def test_a_changelog_batch_the_broker_refuses_is_written_a_record_at_a_time():
+    """The changelog goes out in batches (one per partition and ``max_batch_size``). A
+    batch the broker refuses as such, each of its records fitting alone, is sent again a
+    record at a time: the commit succeeds, nothing is parked, nothing restarts."""
+    broker = FakeBroker()
+    producer = FakeProducer(broker, auto=lambda topic: topic != CHANGELOG)
+    stage, _ = make_stage(broker, producer)
+    put(broker, 1)
+    await stage.start()
+    await until(lambda: stage.next_offset.get(PARTITION) == 1, message="processed")
+    committing = asyncio.create_task(stage.commit())
+    await until(lambda: any(h.batch for h in producer.held), message="the changelog batch")
+    producer.auto = lambda topic: True
+    assert producer.fail(lambda h: h.batch is not None, RecordListTooLargeError("batch")) == 1
+    await asyncio.wait_for(committing, 10)
+    assert (stage.restarts, stage.parked) == (0, 0)
+    assert DOC.encode() in broker.table(CHANGELOG)
+    assert stage._changelog_next[PARTITION] == len(broker.logs[(CHANGELOG, PARTITION)])
+    await stage.stop()
+    assert table_matches_changelog(stage, broker)
+
+
+async def test_a_changelog_record_refused_alone_parks_its_message_after_a_restart(monkeypatch):
+    """The batch refused, then its record alone too: the message that wrote it is parked
+    when the restarted stage reads it again, and the stage goes on."""
+    broker = FakeBroker()
+    producer = FakeProducer(broker, auto=lambda topic: topic != CHANGELOG)
+    stage, _ = make_stage(broker, producer)
+    put(broker, 1)
+    await stage.start()
+    monkeypatch.setattr(streams.stage, "COMMIT_INTERVAL", 0.05)  # the loop commits
+    await until(lambda: any(h.batch for h in producer.held), message="the changelog batch")
+    producer.fail(lambda h: h.batch is not None, RecordListTooLargeError("batch"))
+    await until(lambda: any(h.topic == CHANGELOG and h.batch is None for h in producer.held),
+                message="its record sent alone")
+    producer.fail(lambda h: h.topic == CHANGELOG, MessageSizeTooLargeError("too large"))
+    producer.auto = lambda topic: True
+    await until(lambda: stage.restarts == 1, message="a restart")
+    await until(lambda: stage.parked == 1, message="parked when read again")
+    put(broker, 2)
+    await until(lambda: stage.next_offset.get(PARTITION) == 2, message="goes on")
+    await stage.stop()
+    parked = broker.records("f.documents.rejected")
+    assert [r.key for r in parked] == [DOC.encode()]
+    assert "Kafka refused a record" in dict(parked[0].headers)["flare-reason"].decode()
     assert table_matches_changelog(stage, broker)
 
 
