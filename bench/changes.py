@@ -68,7 +68,7 @@ async def _raw_pipe(ctx, settings: Settings, count: int) -> tuple[float, dict]:
         done = await asyncio.to_thread(
             subprocess.run, [sys.executable, "-m", "bench.rawpipe", ctx.bootstrap,
                              settings.topic_prefix, str(count)],
-            capture_output=True, text=True, cwd=str(ROOT), timeout=300)
+            capture_output=True, text=True, cwd=str(ROOT), timeout=300 + count / 5_000)
     if done.returncode != 0:
         raise RuntimeError(f"raw pipe failed:\n{done.stderr[-3000:]}")
     inside = orjson.loads(done.stdout.strip().splitlines()[-1])

@@ -2,8 +2,10 @@
 
 It does the agent's work with the same pure functions and no framework: decode and
 validate each message (``tables.documents.parse_message``, resource matching through a
-``RegistryView`` holding the same registry), decide against a dict (``apply``), encode the
-stored record with orjson, park bad messages on a rejected topic; every second, in the
+``RegistryView`` holding the same registry), decide against a dict of encoded records
+(``apply`` on the decoded record, as the stage's tables hold JSON bytes too, which also
+keeps a backlog of millions of documents in a few GB), encode the stored record with
+orjson, park bad messages on a rejected topic; every second, in the
 changes stage's commit order (streams/stage.py): wait for the acknowledgements (acks=all)
 of everything produced so far, then write each changed document's latest record to a
 changelog-like topic keyed by the document URL and wait for those, then commit the
@@ -55,7 +57,7 @@ async def run(bootstrap: str, prefix: str, count: int) -> dict:
                                 enable_idempotence=True, max_batch_size=256 * 1024)
     await producer.start()
     await consumer.start()
-    table: dict[bytes, dict] = {}
+    table: dict[bytes, bytes] = {}
     dirty: dict[tuple[int, bytes], bytes | None] = {}
     done = rejected = 0
     started = cpu_started = None
@@ -77,15 +79,15 @@ async def run(bootstrap: str, prefix: str, count: int) -> dict:
                         await producer.send(rejected_topic, message.value, key=message.key,
                                             headers=[("flare-reason", exc.reason.encode())])
                         continue
-                    applied = apply(table.get(message.key), change)
+                    held = table.get(message.key)
+                    applied = apply(None if held is None else orjson.loads(held), change)
                     if not applied.changed:
                         continue
                     if applied.stored is None:
                         value = None
                         del table[message.key]
                     else:
-                        value = orjson.dumps(applied.stored)
-                        table[message.key] = applied.stored
+                        value = table[message.key] = orjson.dumps(applied.stored)
                     dirty[(tp.partition, message.key)] = value
             # At-least-once, like the stage: offsets are committed only once everything
             # produced for the messages before them is acknowledged; not per batch (that
