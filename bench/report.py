@@ -56,6 +56,9 @@ class Figure:
     details: dict[str, Any] = field(default_factory=dict)
     #: Empty when the run checked out; else what went wrong (the figure is not trustworthy).
     problems: list[str] = field(default_factory=list)
+    #: Said when the goal is missed: the reason measured in the same run, and the next step
+    #: that would close the gap.
+    when_missed: str = ""
 
     @property
     def ratio(self) -> float:
@@ -107,6 +110,8 @@ def show(figure: Figure) -> None:
     console.print(f"[bold]{figure.title}[/]: {_fmt(figure.value)} {figure.unit}  "
                   f"vs {figure.baseline_title} {_fmt(figure.baseline)}  "
                   f"→ ratio [bold]{figure.ratio:.2f}[/]  (goal {figure.goal_text()}) {verdict}")
+    if met is False and figure.when_missed:
+        console.print(f"  [yellow]why, and the next step:[/] {figure.when_missed}")
     for problem in figure.problems:
         console.print(f"  [red]problem:[/] {problem}")
 
@@ -199,6 +204,10 @@ def markdown(figures: list[Figure], run: dict[str, Any], section: str | None = N
             shown = "; ".join(f"{k}: {_fmt(v) if isinstance(v, (int, float)) else v}"
                               for k, v in f.details.items())
             lines.append(f"- {f.title} — {shown}")
+    missed = [f for f in figures if f.goal_met() is False and f.when_missed]
+    if missed:
+        lines += ["", "Goals missed in this run, why (measured in it), and the next step:", ""]
+        lines += [f"- {f.title}: {f.when_missed}" for f in missed]
     lines += ["", end]
     return "\n".join(lines)
 

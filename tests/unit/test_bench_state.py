@@ -61,3 +61,19 @@ def test_a_module_section_is_written_beside_the_full_run(tmp_path):
     assert "old full run" in text and "prose" in text
     begin, end = report.markers("state")
     assert text.count(begin) == 1 and text.count(end) == 1
+
+
+def test_a_missed_goal_is_written_with_its_reason_and_a_met_one_without():
+    """Issue 13's "done when": each goal met, or said with why and the next step."""
+    missed = report.Figure(key="a", title="fan-out", unit="s", value=5.0, baseline=2.0,
+                           baseline_title="raw", higher_is_better=False, goal_max=1.5,
+                           when_missed="raw alone took 2.0 s. Next: a free core")
+    met = report.Figure(key="b", title="restart", unit="s", value=3.0, baseline=3.0,
+                        baseline_title="empty", higher_is_better=False, goal_max=10.0,
+                        when_missed="never shown")
+    run = {"finished": "now", "command": "python -m bench", "seconds": 1.0,
+           "load_before": 0.0, "load_after": 0.0, "machine": report.machine("test")}
+    text = report.markdown([missed, met], run)
+    assert "- fan-out: raw alone took 2.0 s. Next: a free core" in text
+    assert "never shown" not in text
+    assert missed.as_json()["when_missed"].startswith("raw alone")
