@@ -78,6 +78,11 @@ class Settings:
     delivery_timeout: float = 10.0
     #: Most notification requests in flight at once, per process (across keys, §9.4).
     delivery_concurrency: int = 256
+    #: Milliseconds a producer waits to fill a batch before sending it: the API's (PUTs,
+    #: registry commands) and the stages' (offers, outcomes, changelogs). Latency against
+    #: fewer, bigger requests to the broker (docs/benchmarks.md, issue 13).
+    api_linger_ms: int = 2
+    stage_linger_ms: int = 5
     #: Seconds a deleted document's mark stays in the documents table (it keeps a change
     #: read again after a crash from creating the document again); far longer than any
     #: crash replay, which is seconds.
@@ -100,6 +105,8 @@ class Settings:
         if not 0 <= self.min_insync_replicas <= self.replication_factor:
             raise ConfigError("min_insync_replicas must be between 1 and replication_factor "
                               "(or 0: replication_factor - 1)")
+        if self.api_linger_ms < 0 or self.stage_linger_ms < 0:
+            raise ConfigError("api_linger_ms and stage_linger_ms must not be negative")
         if self.delivery_concurrency < 1:
             raise ConfigError("delivery_concurrency must be at least 1")
         if self.table_store not in TABLE_STORES:

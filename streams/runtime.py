@@ -124,7 +124,7 @@ class Runtime:
             self.reason = "starting the producer"
             self.producer = AIOKafkaProducer(
                 bootstrap_servers=self.settings.kafka_bootstrap, acks="all",
-                enable_idempotence=True, linger_ms=2,
+                enable_idempotence=True, linger_ms=self.settings.api_linger_ms,
                 max_request_size=self.settings.max_record_bytes,  # a body within max_body_bytes fits
             )
             await self.producer.start()

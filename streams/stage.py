@@ -244,7 +244,8 @@ class Stage(ConsumerRebalanceListener):
     # -- clients (fault tests replace these) -------------------------------------------
     def new_producer(self) -> Any:
         return AIOKafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap, acks="all",
-                                enable_idempotence=True, linger_ms=5,
+                                enable_idempotence=True,
+                                linger_ms=self.settings.stage_linger_ms,
                                 max_batch_size=256 * 1024, partitioner=default_partitioner,
                                 max_request_size=self.settings.max_record_bytes)
 

@@ -46,3 +46,11 @@ def test_response_read_bound():
     assert load(environ={"FLARE_DELIVERY_MAX_RESPONSE_BYTES": "100"}).delivery_max_response_bytes == 100
     with pytest.raises(ConfigError):
         Settings(delivery_max_response_bytes=-1)
+
+
+def test_producer_lingers_from_the_environment_and_never_negative():
+    settings = load(environ={"FLARE_API_LINGER_MS": "0", "FLARE_STAGE_LINGER_MS": "1"})
+    assert (settings.api_linger_ms, settings.stage_linger_ms) == (0, 1)
+    for key in ("api_linger_ms", "stage_linger_ms"):
+        with pytest.raises(ConfigError, match=key):
+            Settings(**{key: -1})
