@@ -78,10 +78,10 @@ class Settings:
     delivery_timeout: float = 10.0
     #: Most notification requests in flight at once, per process (across keys, §9.4).
     delivery_concurrency: int = 256
-    #: Milliseconds a producer waits to fill a batch before sending it: the API's (PUTs,
-    #: registry commands) and the stages' (offers, outcomes, changelogs). Latency against
-    #: fewer, bigger requests to the broker (docs/benchmarks.md, issue 13).
+    #: Milliseconds the API's producer (PUTs, registry commands) waits to fill a batch:
+    #: latency against fewer, bigger requests to the broker (docs/benchmarks.md).
     api_linger_ms: int = 2
+    #: The same for the stages' producers (offers, outcomes, changelogs).
     stage_linger_ms: int = 5
     #: Seconds a deleted document's mark stays in the documents table (it keeps a change
     #: read again after a crash from creating the document again); far longer than any
