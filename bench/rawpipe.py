@@ -28,6 +28,7 @@ from app.config import Settings
 from bench import workload
 from streams.registry_view import RegistryView
 from streams.stage import FETCH_BYTES, MAX_BATCH
+from streams.store import right_sized
 from tables.documents import Rejected, ResourceIndex, apply, parse_message
 
 OUTPUT = "rawpipe-changelog"
@@ -87,7 +88,8 @@ async def run(bootstrap: str, prefix: str, count: int) -> dict:
                         value = None
                         del table[message.key]
                     else:
-                        value = table[message.key] = orjson.dumps(applied.stored)
+                        # As the stage keeps it (streams/store.py right_sized).
+                        value = table[message.key] = right_sized(orjson.dumps(applied.stored))
                     dirty[(tp.partition, message.key)] = value
             # At-least-once, like the stage: offsets are committed only once everything
             # produced for the messages before them is acknowledged; not per batch (that

@@ -43,6 +43,7 @@ from aiokafka.protocol.api import Request
 from app.config import Settings
 from streams.registry_view import REGISTRY_HEADER, RegistryView
 from streams.stage import FETCH_BYTES, header, partition_of
+from streams.store import right_sized
 from streams.topics import ensure_topics
 from tables.documents import REPAIR_HEADER
 from tables.events import base_key
@@ -294,8 +295,8 @@ async def _write_changelog(reader: AIOKafkaConsumer, producer: AIOKafkaProducer,
         old = held.get(partition, {})
         for key, record in table.items():
             value = orjson.dumps(record)
-            if old.get(key) != value:
-                writes.append((partition, key, value))
+            if old.get(key) != value:  # held until all are sent: right-sized (store.py)
+                writes.append((partition, key, right_sized(value)))
         writes.extend((partition, key, None) for key in old if key not in table)
     sent = []
     for n, (partition, key, value) in enumerate(writes, 1):

@@ -61,7 +61,8 @@ from aiokafka.errors import (CorruptRecordException, KafkaError, MessageSizeTooL
 
 from app.config import Settings
 from streams.ownership import OwnershipAssignor
-from streams.store import DiskTable, MemoryTable, StoreOptions, Stores, process_dir
+from streams.store import (DiskTable, MemoryTable, StoreOptions, Stores, process_dir,
+                           right_sized)
 from tables.murmur2 import default_partitioner, murmur2
 
 #: Seconds between commits (each waits for the acknowledgement of what was produced).
@@ -442,6 +443,8 @@ class Stage(ConsumerRebalanceListener):
         table = self.tables.get(partition)
         if table is None:
             return  # the partition went to another process; it decides from now on
+        if value is not None:
+            value = right_sized(value)  # held until the commit, or for good in memory
         table.put(key, value)
         if self.buffer_changelog:
             self._dirty[(partition, key)] = (value, _ORIGIN.get())

@@ -45,6 +45,14 @@ SCAN_CHUNK = 10_000
 Writes = dict[bytes, "bytes | None"]
 
 
+def right_sized(value: bytes) -> bytes:
+    """A copy of ``value`` that occupies its own length. orjson (3.12 on) returns bytes in
+    a buffer of at least 4 KiB that it never shrinks, so each record a table or a commit
+    holds cost ~4 KiB instead of its ~300 bytes: 60,000 writes waiting for a commit held
+    240 MB, a memory table of 1,000,000 documents 4 GB. Copying costs ~0.1 µs."""
+    return b"".join((value, b""))
+
+
 class MemoryTable:
     """A partition's table as a dict: nothing survives the process; every start reads the
     whole changelog. For tests and small tables (``table_store = "memory"``)."""

@@ -8,9 +8,11 @@ which changelog records a restart reads.
 from __future__ import annotations
 
 import shutil
+import tracemalloc
 from dataclasses import replace
 from pathlib import Path
 
+import orjson
 import pytest
 from aiokafka import TopicPartition
 
@@ -80,6 +82,28 @@ def test_a_reopened_store_keeps_the_bloom_filter_and_reads_through_the_shared_ca
     assert all(again.get(key) == b"x" * 200 for key in keys[::100])
     assert options.cache.get_usage() > before  # the data blocks went into the shared cache
     again.close()
+
+
+@pytest.mark.parametrize("store", ["memory", "rocksdb"])
+async def test_writes_waiting_in_a_table_hold_their_own_size_not_orjsons_buffer(store):
+    """orjson returns its output in a buffer of at least 4 KiB (streams/store.py
+    ``right_sized``): a table, or the writes waiting for a commit, holding those would
+    cost ~4 KiB a record. Measured with tracemalloc, which sees the real allocations."""
+    stage, _ = make_stage(FakeBroker(), FakeProducer(FakeBroker()),
+                          settings=replace(SETTINGS, table_store=store))
+    stage.tables = {0: stage.stores.open(0)}
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(2_000):  # as the stages write: orjson's output, not kept elsewhere
+            value = orjson.dumps({"id": i, "name": f"user {i}", "roles": ["reader"]})
+            await stage.write(0, f"http://api.test/users/{i}".encode(), value)
+        del value
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+        stage.tables[0].close()
+    assert held < 2_000 * 1_024, f"{held / 2_000:.0f} bytes a record"
 
 
 def test_a_scan_in_chunks_merges_unflushed_writes_in_key_order(tmp_path: Path):
