@@ -46,7 +46,8 @@ COUNT = 200_000
 ACCEPTED = re.compile(r"^flare_changes_accepted_total (\S+)$", re.M)
 DOCUMENTS = 10_000
 GOAL_RATE = 10_000
-GOAL_RATIO = 0.25
+#: Issue 13, "keep what Flare already does better": the ratio measured when it was filed.
+GOAL_RATIO = 0.64
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -190,6 +191,10 @@ async def run(ctx) -> list[Figure]:
         baseline_title="raw aiokafka pipe",
         goal_value=GOAL_RATE, goal_ratio=GOAL_RATIO,
         samples=flare, baseline_samples=raw,
+        when_missed=(f"Flare used {median(cpu):.0f} µs of CPU per change against the raw "
+                     f"pipe's {median(raw_cpu):.0f} µs (this machine's speed moves both by "
+                     "±30 % between runs: the ratio of one run is what compares). Next: "
+                     "`--profile` (cProfile of the stage) for what Flare adds per change"),
         details={"changes per run": count,
                  "Flare CPU µs per change": median(cpu),
                  "raw pipe CPU µs per change": median(raw_cpu),

@@ -53,6 +53,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import NewTopic
 
+from app.config import load as load_settings
 from app.local_kafka import free_port
 from bench.kafka import admin_client, group_state
 from bench.process import cpu_seconds, machine_busy
@@ -67,6 +68,10 @@ WORKERS = 32
 #: Svix's figures from the issue (same work, their machine): deliveries/s, latency ms.
 SVIX_DELIVERIES = "2,056–2,460"
 SVIX_P99_MS = 5.0
+#: The API's and the stages' producer linger of the Flare processes started here (their
+#: settings, FLARE_* in the environment included), for the two-hop floor "with Flare's".
+_FLARE = load_settings()
+LINGERS = (_FLARE.api_linger_ms, _FLARE.stage_linger_ms)
 
 
 @dataclass(frozen=True)
@@ -471,9 +476,9 @@ async def run(ctx) -> list[Figure]:
             hops0 = await two_hops(ctx.bootstrap, sizes.rate, sizes.rate * min(sizes.seconds, 10),
                                    (0, 0))
             hops_flare = await two_hops(ctx.bootstrap, sizes.rate,
-                                        sizes.rate * min(sizes.seconds, 10), (2, 5))
+                                        sizes.rate * min(sizes.seconds, 10), LINGERS)
         console.print(f"  two Kafka hops p50/p95/p99 ms: linger 0: {spread(hops0)}; "
-                      f"Flare's lingers (2, 5 ms): {spread(hops_flare)}")
+                      f"Flare's lingers {LINGERS} ms: {spread(hops_flare)}")
         with console.status("baseline: Starlette + aiokafka acks=all"):
             minimal, minimal_cpu = await minimal_ingest(ctx, sizes.events)
         console.print(f"  Starlette + aiokafka acks=all: {minimal.summary['per_second']:,.0f} PUT/s "
@@ -567,17 +572,34 @@ async def _end_to_end(ctx, sizes: Sizes, flares: Flares, receiver: Receiver,
         "machine busy (all cores, broker included)": f"{machine[0] / machine[1]:.0%}",
     }
     show_profile("end to end", profile)
+    per = flare_cpu / max(len(arrivals), 1) * 1e6
+    each = " per process" if len(used) > 1 else ""
+    why_deliveries = (
+        f"Flare is the limit, not the Go sides: it used {cpu_of_each(used, seconds)} of a core "
+        f"(generator {load.cpu / seconds:.0%}, receiver {receiver_cpu / seconds:.0%}) at "
+        f"{per:.0f} µs of CPU per delivery (its PUT's share, both stages and the request), so "
+        f"a core carries at most {1e6 / per:,.0f} deliveries/s{each}. Next: below "
+        f"{1e6 / 2_500:.0f} µs per delivery (aiohttp's client, the event loop and aiokafka "
+        "lead the profile, `--profile`), or a process per free core (the machine was "
+        f"{machine[0] / machine[1]:.0%} busy here)")
+    why_puts = (
+        f"the API shares that core with the deliveries of what it accepted: {SUBSCRIBERS} "
+        f"deliveries per PUT at {per:.0f} µs is {SUBSCRIBERS * per / 1000:.1f} ms of CPU per "
+        f"PUT, so at most {1e6 / (SUBSCRIBERS * per):,.0f} PUT/s{each} with the deliveries "
+        f"keeping up (PUT round trip p50 / p99 {_put_latency(load)} ms). Next: the CPU per "
+        "delivery, or the API in a process of its own on a free core")
     return [
         Figure(key="e2e_deliveries_per_s",
                title=f"end to end: {sizes.events:,} PUTs × {SUBSCRIBERS} subscriptions, "
                      f"{WORKERS} workers (deliveries/s, first PUT → last arrival)",
                unit="deliveries/s", value=rate, baseline=raw_rate,
                baseline_title="raw aiohttp sending to the same receiver", goal_value=2_500,
-               details=details),
+               details=details, when_missed=why_deliveries),
         Figure(key="e2e_put_per_s", title="end to end: PUTs accepted meanwhile",
                unit="PUT/s", value=put_rate, baseline=minimal.summary["per_second"],
                baseline_title="Starlette + aiokafka acks=all, same generator", goal_value=500,
-               details={"Flare PUT p50 / p99 (ms)": _put_latency(load)}),
+               details={"Flare PUT p50 / p99 (ms)": _put_latency(load)},
+               when_missed=why_puts),
     ]
 
 
@@ -616,7 +638,8 @@ async def _latency(ctx, sizes: Sizes, flares: Flares, receiver: Receiver,
         "samples": len(lat),
         "delivery records held before": f"{sizes.events * SUBSCRIBERS:,}",
         "two Kafka hops, linger 0, p50 / p95 / p99 (ms)": spread(hops0),
-        "two Kafka hops, Flare's lingers (API 2 ms, stage 5 ms), p50 / p95 / p99 (ms)":
+        f"two Kafka hops, Flare's lingers (API {LINGERS[0]} ms, stage {LINGERS[1]} ms), "
+        "p50 / p95 / p99 (ms)":
             spread(hops_flare),
         "PUT sent → arrival p50 / p95 / p99 (ms)": spread(from_sent),
         "PUT round trip p50 / p99 (ms)": _put_latency(load),
@@ -625,6 +648,11 @@ async def _latency(ctx, sizes: Sizes, flares: Flares, receiver: Receiver,
     }
     show_profile("latency", profile)
     floor = percentile(hops0, 99)
+    why = (f"at {sizes.rate}/s × {SUBSCRIBERS} Flare used {cpu_of_each(used, window)} of a "
+           "core, so notifications queue behind each other's work (the tail); the floor of "
+           f"two Kafka hops here is p99 {floor:.1f} ms with linger 0 and "
+           f"{percentile(hops_flare, 99):.1f} ms with Flare's lingers. Next: the CPU per "
+           "delivery (less queueing), then linger 0 on the API and stage producers (the floor)")
     title = f"latency 202 → receiver at {sizes.rate}/s × {SUBSCRIBERS} subscriptions, warm tables"
     return [
         Figure(key="e2e_latency_p50", title=f"{title}, p50", unit="ms",
@@ -637,7 +665,7 @@ async def _latency(ctx, sizes: Sizes, flares: Flares, receiver: Receiver,
         Figure(key="e2e_latency_p99", title=f"{title}, p99", unit="ms",
                value=percentile(lat, 99), baseline=floor,
                baseline_title="two Kafka hops p99", higher_is_better=False, goal_max=25.0,
-               details=details),
+               details=details, when_missed=why),
     ]
 
 
@@ -669,13 +697,20 @@ async def _fan_out(ctx, sizes: Sizes, flares: Flares, receiver: Receiver,
     fan_used = [b - a for a, b in zip(fan_cpu0, flares.cpu())]
     console.print(f"  {created.summary['per_second']:,.0f} creations/s; one change to "
                   f"{sizes.fanout:,}: {seconds:.2f} s")
+    raw_seconds = sizes.fanout / raw_rate
+    why = (f"raw aiohttp alone took {raw_seconds:.2f} s for {sizes.fanout:,} requests here"
+           + (", more than the goal: it is below one Python sender's reach on this machine"
+              if raw_seconds >= 1.5 else "")
+           + f"; Flare sent at {raw_seconds / seconds:.2f} of that rate, the rest being its CPU "
+           "per delivery (the end-to-end figure). Next: that CPU; a dispatcher per free core "
+           "(each sends its partitions' subscriptions); as a goal here, ≥ 0.8 of raw aiohttp")
     return [
         Figure(key="e2e_fanout_seconds",
                title=f"one change to {sizes.fanout:,} subscriptions created through the API "
                      "(s, PUT sent → last arrival)",
                unit="s", value=seconds, baseline=sizes.fanout / raw_rate,
                baseline_title=f"raw aiohttp sending {sizes.fanout:,} requests (s)",
-               higher_is_better=False, goal_max=1.5,
+               higher_is_better=False, goal_max=1.5, when_missed=why,
                details={"202 → last arrival (s)": round((last - acked) / 1e9, 2),
                         "202 → first arrival (ms)":
                             round((min(a["at"] for a in arrivals) - acked) / 1e6, 1),

@@ -508,6 +508,10 @@ def _figures(m: Measured, raw: float, small: float, small_from: str) -> list[Fig
             unit="changes/s", value=m.ingest_rate, baseline=scale_raw,
             baseline_title="raw aiokafka pipe, same backlog",
             goal_ratio=round(GOAL_RATIO_KEPT * small_ratio, 3),
+            when_missed=(f"Flare used {m.ingest_cpu_us or 0:.0f} µs of CPU per change against the "
+                         f"raw pipe's {m.raw_cpu_us or 0:.0f} µs on the same backlog. Next: py-spy "
+                         "on the running stage (`py-spy record --pid`) for what the store, the "
+                         "parse or the produce path add per change"),
             details={"goal": f"the ratio within 20 % of the reference's ({small_ratio:.2f})",
                      "reference: Flare / raw pipe at a small size (changes/s)":
                          f"{small:,.0f} / {raw:,.0f}",
