@@ -652,7 +652,8 @@ async def _latency(ctx, sizes: Sizes, flares: Flares, receiver: Receiver,
            "core, so notifications queue behind each other's work (the tail); the floor of "
            f"two Kafka hops here is p99 {floor:.1f} ms with linger 0 and "
            f"{percentile(hops_flare, 99):.1f} ms with Flare's lingers. Next: the CPU per "
-           "delivery (less queueing), then linger 0 on the API and stage producers (the floor)")
+           "delivery (less queueing); linger 0 (api_linger_ms, stage_linger_ms) lowers the "
+           "floor but cost ~40 % more CPU per PUT under load (docs/benchmarks.md)")
     title = f"latency 202 → receiver at {sizes.rate}/s × {SUBSCRIBERS} subscriptions, warm tables"
     return [
         Figure(key="e2e_latency_p50", title=f"{title}, p50", unit="ms",
