@@ -60,6 +60,7 @@ from aiokafka.errors import (CorruptRecordException, KafkaError, MessageSizeTooL
                              RecordListTooLargeError)
 
 from app.config import Settings
+from streams import store
 from streams.ownership import OwnershipAssignor
 from streams.store import (DiskTable, MemoryTable, StoreOptions, Stores, process_dir,
                            right_sized)
@@ -724,10 +725,13 @@ class Stage(ConsumerRebalanceListener):
 
     async def scan(self) -> AsyncIterator[tuple[int, list[tuple[bytes, bytes]]]]:
         """Every record of the owned tables as (partition, chunk of records), yielding to
-        the event loop between chunks; a table given up meanwhile ends its part."""
+        the event loop between chunks; a table given up meanwhile ends its part only (it is
+        looked at before each chunk is read: a given-up store is closed)."""
         for partition, table in list(self.tables.items()):
-            for chunk in table.chunks():
-                if self.tables.get(partition) is not table:
+            chunks = table.chunks(store.SCAN_CHUNK)
+            while self.tables.get(partition) is table:
+                chunk = next(chunks, None)
+                if chunk is None:
                     break
                 yield partition, chunk
                 await asyncio.sleep(0)

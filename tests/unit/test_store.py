@@ -267,3 +267,27 @@ async def test_a_store_ahead_of_its_changelog_or_too_old_is_rebuilt(monkeypatch)
     assert table_matches_changelog(stale, fresh)
     assert set(fresh.table(CHANGELOG)) == {f"http://api.test/users/{100 + n}".encode()
                                            for n in range(3)}
+
+
+async def test_a_table_given_up_during_a_background_scan_ends_only_its_part(monkeypatch):
+    """The changes stage's background scans (expired marks, deleted resources) read a
+    chunk, rest, read the next. A partition given up in between has its store closed: the
+    scan must not read it again (a closed store raises), and must go on with the others."""
+    import streams.store
+    monkeypatch.setattr(streams.store, "SCAN_CHUNK", 10)
+    stage, _ = make_stage(FakeBroker(), FakeProducer(FakeBroker()), settings=SETTINGS)
+    stage.tables = {p: stage.stores.open(p) for p in (0, 1)}
+    for p, table in stage.tables.items():
+        for i in range(30):
+            table.put(f"http://api.test/{p}/{i:02d}".encode(), b"{}")
+        table.take()
+        table.flush(30)
+    scanned: dict[int, int] = {0: 0, 1: 0}
+    given_up = None
+    async for partition, chunk in stage.scan():
+        scanned[partition] += len(chunk)
+        if partition == 0 and given_up is None:  # a rebalance, as on_revoke does it
+            given_up = stage.tables.pop(0)
+            given_up.close()
+    stage.tables[1].close()
+    assert scanned == {0: 10, 1: 30}
