@@ -460,3 +460,20 @@ def test_puts_read_again_from_before_a_delete_are_superseded_by_it() -> None:
         after, send = offer(state, replace(put(4), seq=seq), NOW)
         assert send and next_action(after, NOW)[1] == "create"
         assert after.pending.seq == 0  # the place is not stored
+
+
+@pytest.mark.parametrize("changes", [
+    {}, {"attempt": 3}, {"pending": None, "dead": True},
+    {"received": 7, "received_generation": 2, "life": 2, "next_attempt_at": 9.5}])
+def test_the_modules_replace_gives_what_dataclasses_replace_gives(changes):
+    import dataclasses
+
+    from tables.delivery import replace
+    state = DeliveryState(received=1, pending=PendingChange("put", 2, {"a": 1}, 1700000000),
+                          attempt=1, first_failure_at=5.0)
+    assert replace(state, **changes) == dataclasses.replace(state, **changes)
+    assert state.attempt == 1 and state.pending is not None  # the original is untouched
+    with pytest.raises(TypeError):
+        replace(state, attempts=2)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        replace(state, **changes).attempt = 9
