@@ -131,24 +131,33 @@ async def _serve(handler) -> tuple[asyncio.Server, int]:
 
 
 async def test_an_attempt_has_a_total_deadline():
-    # A slow-loris receiver: headers then one byte a second, for ever.
+    # A slow-loris receiver: headers, then a byte whenever 0.3 s pass without the sender
+    # hanging up, for as long as it stays (each byte resets a per-read timeout).
+    hung_up = asyncio.Event()
+
     async def slow(reader, writer):
         await reader.readuntil(b"\r\n\r\n")
         writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n")
         try:
             while True:
-                # Not a wait for a condition: the receiver's pace is what is tested.
-                await asyncio.sleep(0.3)  # a byte every 0.3 s
-                writer.write(b"x")
-                await writer.drain()
+                try:  # the sender closing its end (EOF or reset) ends the drip
+                    if not await asyncio.wait_for(reader.read(1), timeout=0.3):
+                        break
+                except TimeoutError:
+                    writer.write(b"x")
+                    await writer.drain()
         except (ConnectionError, asyncio.CancelledError):
             pass
+        finally:
+            hung_up.set()
 
     server, port = await _serve(slow)
     async with server:
         started = time.monotonic()
         sent = await send(Sender(1.0, allow_private=True), f"http://127.0.0.1:{port}/x")
         elapsed = time.monotonic() - started
+        # The attempt's connection is closed, not left dripping in the pool.
+        await asyncio.wait_for(hung_up.wait(), timeout=5)
     assert sent.status is None and sent.error == "Timeout"
     assert elapsed < 2.5
 
