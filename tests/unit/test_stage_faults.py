@@ -247,6 +247,19 @@ async def test_a_batch_fetched_across_a_rebalance_is_processed_once():
     assert offered(broker) == [("put", 1), ("put", 2)]
 
 
+async def parked_after_a_restart(stage: Changes, broker: FakeBroker) -> None:
+    """The stage restarts, parks DOC's first message (a record of it the broker refused)
+    when it reads it again, takes the next one and stops."""
+    await until(lambda: stage.restarts == 1, message="a restart")
+    await until(lambda: stage.parked == 1, message="parked when read again")
+    put(broker, 2)
+    await until(lambda: stage.next_offset.get(PARTITION) == 2, message="goes on")
+    await stage.stop()
+    parked = broker.records("f.documents.rejected")
+    assert [r.key for r in parked] == [DOC.encode()]
+    assert "Kafka refused a record" in dict(parked[0].headers)["flare-reason"].decode()
+
+
 async def test_a_record_the_broker_refuses_parks_its_message_after_a_restart(monkeypatch):
     """The broker refuses one offer as too large (a topic created with a smaller
     max.message.bytes than Flare's own). The stage cannot commit past it; it restarts, and
@@ -260,14 +273,7 @@ async def test_a_record_the_broker_refuses_parks_its_message_after_a_restart(mon
     producer.fail(lambda h: h.topic == DELIVERIES, MessageSizeTooLargeError("too large"))
     producer.auto = lambda topic: True
     monkeypatch.setattr(streams.stage, "COMMIT_INTERVAL", 0.05)  # the loop commits, and fails
-    await until(lambda: stage.restarts == 1, message="a restart")
-    await until(lambda: stage.parked == 1, message="parked when read again")
-    put(broker, 2)
-    await until(lambda: stage.next_offset.get(PARTITION) == 2, message="goes on")
-    await stage.stop()
-    parked = broker.records("f.documents.rejected")
-    assert [r.key for r in parked] == [DOC.encode()]
-    assert "Kafka refused a record" in dict(parked[0].headers)["flare-reason"].decode()
+    await parked_after_a_restart(stage, broker)
     assert offered(broker) == [("put", 2)]
     assert table_matches_changelog(stage, broker)
 
@@ -309,14 +315,7 @@ async def test_a_changelog_record_refused_alone_parks_its_message_after_a_restar
                 message="its record sent alone")
     producer.fail(lambda h: h.topic == CHANGELOG, MessageSizeTooLargeError("too large"))
     producer.auto = lambda topic: True
-    await until(lambda: stage.restarts == 1, message="a restart")
-    await until(lambda: stage.parked == 1, message="parked when read again")
-    put(broker, 2)
-    await until(lambda: stage.next_offset.get(PARTITION) == 2, message="goes on")
-    await stage.stop()
-    parked = broker.records("f.documents.rejected")
-    assert [r.key for r in parked] == [DOC.encode()]
-    assert "Kafka refused a record" in dict(parked[0].headers)["flare-reason"].decode()
+    await parked_after_a_restart(stage, broker)
     assert table_matches_changelog(stage, broker)
 
 
