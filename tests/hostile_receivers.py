@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 
 from app.local_kafka import free_port
 
@@ -72,8 +71,9 @@ class SlowLoris(_Server):
 
     def serve(self, conn: socket.socket) -> None:
         conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\n")
-        while not self._stop.is_set():
-            time.sleep(self.interval)
+        # A byte whenever ``interval`` passes without the receiver being stopped; the
+        # sender hanging up ends it too (sendall raises).
+        while not self._stop.wait(self.interval):
             conn.sendall(b"x")
 
 
